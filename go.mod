@@ -1,0 +1,10 @@
+module github.com/eventpipe/eventpipe
+
+go 1.26.0
+
+require github.com/gobwas/glob v1.1.0
+
+require (
+	github.com/google/go-cmp v0.7.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)

@@ -1,0 +1,169 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Verdict is what the stages decided for one event of a batch.
+type Verdict uint8
+
+const (
+	Keep       Verdict = iota // pass on to routing and export
+	Drop                      // filtered out on purpose (counted, not an error)
+	DeadLetter                // refused: goes to the dead-letter destination with its reason
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Drop:
+		return "drop"
+	case DeadLetter:
+		return "dead_letter"
+	}
+	return "keep"
+}
+
+// Batch is a run of events that the stages after the buffer work on
+// together. Stages mark verdicts and routes in place; they never reorder.
+// Verdicts, Reasons and Routes have the length of Events.
+type Batch struct {
+	Events   []Event
+	Verdicts []Verdict
+	// Reasons holds, for a DeadLetter (or Drop) verdict, why; "" otherwise.
+	Reasons []string
+	// Stages holds the name of the stage that set a non-Keep verdict.
+	Stages []string
+	// Routes holds, per event, a bit set of output indices (bit i: the i-th
+	// output of the pipeline). Zero before routing.
+	Routes []uint64
+}
+
+// Reset prepares b to carry events (which it takes, not copies), with every
+// verdict Keep and no routes. It reuses b's slices.
+func (b *Batch) Reset(events []Event) {
+	n := len(events)
+	b.Events = events
+	b.Verdicts = resize(b.Verdicts, n)
+	b.Reasons = resize(b.Reasons, n)
+	b.Stages = resize(b.Stages, n)
+	b.Routes = resize(b.Routes, n)
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// Len is the number of events in the batch.
+func (b *Batch) Len() int { return len(b.Events) }
+
+// Mark sets the verdict of event i, with the stage and reason.
+func (b *Batch) Mark(i int, v Verdict, stage, reason string) {
+	b.Verdicts[i] = v
+	b.Stages[i] = stage
+	b.Reasons[i] = reason
+}
+
+// Kept counts events still marked Keep.
+func (b *Batch) Kept() int {
+	n := 0
+	for _, v := range b.Verdicts {
+		if v == Keep {
+			n++
+		}
+	}
+	return n
+}
+
+// BatchHandler receives every batch that leaves the bus buffer. The bus
+// calls it from one goroutine, one batch at a time; an event leaves the bus
+// for good when HandleBatch returns. The batch and its slices are reused
+// after HandleBatch returns: copy what must outlive the call.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, b *Batch) error
+}
+
+// BatchHandlerFunc adapts a function to BatchHandler.
+type BatchHandlerFunc func(ctx context.Context, b *Batch) error
+
+// HandleBatch calls f.
+func (f BatchHandlerFunc) HandleBatch(ctx context.Context, b *Batch) error { return f(ctx, b) }
+
+// Stage processes a batch in place: a filter marks drops, a transform
+// rewrites events, a router sets routes. Native and wasm stages satisfy the
+// same interface. An error from Process is a failure of the stage itself
+// (not of an event); the runner applies the stage's failure policy.
+type Stage interface {
+	Process(ctx context.Context, b *Batch) error
+}
+
+// Component is the lifecycle of stages, exporters and sources that hold
+// resources: Start before the first use, Shutdown with a deadline after the
+// last.
+type Component interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// Exporter delivers events to one named output. Export returns nil when the
+// output accepted every event, an error wrapped with Permanent when retrying
+// cannot help, and any other error when a retry may succeed. Retry, backoff
+// and dead-lettering wrap exporters once (in the runner), not inside each.
+type Exporter interface {
+	Component
+	Export(ctx context.Context, events []Event) error
+}
+
+// Publisher is what a Source pushes into: the bus, with backpressure.
+type Publisher interface {
+	// Publish accepts an event, waiting for room when the buffer is full.
+	Publish(ctx context.Context, ev Event) error
+	// Reject records input that is not an event: counted and sent to the
+	// dead-letter destination with its reason and position.
+	Reject(ctx context.Context, r Rejected)
+}
+
+// Rejected is input that never became an event.
+type Rejected struct {
+	Source string // which ingest: "stdin", a file name, "http"
+	Offset string // where: "line 12", "byte 300", "item 3"
+	Raw    []byte // the input as received
+	Reason string
+	Time   time.Time
+}
+
+// Source produces events until its context ends or its input is exhausted.
+// A finite source (a file, stdin) returns nil when it reached its end, so a
+// run over a file can end by itself; Finite says which kind it is.
+type Source interface {
+	Run(ctx context.Context, p Publisher) error
+	Finite() bool
+}
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so that IsPermanent reports true: the runner will not
+// retry it and dead-letters the batch at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) was marked with
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

@@ -1,0 +1,109 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures a Bus. Start from DefaultConfig: its zero value turns
+// timing events off. Zero numeric fields take their defaults.
+type Config struct {
+	// Enabled turns events on. Off by default: then Emit costs about a
+	// nanosecond and the bus holds no buffer and runs no goroutine.
+	Enabled bool
+	// BufferSize bounds the events queued between Emit and the stages.
+	// Default 10000.
+	BufferSize int
+	// Overflow is what Emit does when the buffer is full. Default DropOldest.
+	// Publish (used by ingest) always waits for room instead.
+	Overflow Overflow
+	// BlockTimeout bounds a wait under the Block policy. Default 1s.
+	BlockTimeout time.Duration
+	// MaxEventsPerSecond limits the rate of accepted events; 0 means no limit.
+	MaxEventsPerSecond float64
+	// Burst is how many events may pass at once above the rate. Default:
+	// MaxEventsPerSecond (at least 1).
+	Burst int
+	// RateLimitPolicy is what happens to an event over the rate.
+	RateLimitPolicy RateLimitPolicy
+	// Filter holds the category switches and include/exclude patterns.
+	Filter FilterConfig
+	// MaxEventSize limits an event's payload (type, ids, tags, data) in
+	// bytes; 0 means DefaultMaxEventSize, negative means no limit.
+	MaxEventSize int
+	// BatchSize is the largest batch handed to the Handler. Default 512.
+	BatchSize int
+	// BatchLinger is how long the bus waits for a batch to fill once it
+	// holds one event. Default 0: a batch is what is queued when the
+	// dispatcher looks, so latency stays minimal at low rates.
+	BatchLinger time.Duration
+	// Handler receives every batch (the pipeline's stages and exporters).
+	// Nil: events go to subscribers only.
+	Handler BatchHandler
+}
+
+// DefaultConfig returns the defaults of the original [events] section:
+// disabled, buffer 10000, timing events on, state and debug events off.
+func DefaultConfig() Config {
+	return Config{
+		BufferSize:   10000,
+		Overflow:     DropOldest,
+		BlockTimeout: time.Second,
+		BatchSize:    512,
+		MaxEventSize: DefaultMaxEventSize,
+		Filter:       FilterConfig{EmitTimingEvents: true},
+	}
+}
+
+func (c Config) withDefaults() Config {
+	if c.BufferSize == 0 {
+		c.BufferSize = 10000
+	}
+	if c.BlockTimeout == 0 {
+		c.BlockTimeout = time.Second
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 512
+	}
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = DefaultMaxEventSize
+	}
+	if c.MaxEventsPerSecond > 0 && c.Burst == 0 {
+		c.Burst = max(1, int(c.MaxEventsPerSecond))
+	}
+	return c
+}
+
+// Validate reports every problem with the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BufferSize < 0 {
+		errs = append(errs, fmt.Errorf("buffer_size must be positive, got %d", c.BufferSize))
+	}
+	if c.Overflow > Reject {
+		errs = append(errs, fmt.Errorf("overflow: unknown policy %d", c.Overflow))
+	}
+	if c.BlockTimeout < 0 {
+		errs = append(errs, fmt.Errorf("block_timeout must not be negative"))
+	}
+	if c.MaxEventsPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("max_events_per_second must not be negative, got %v", c.MaxEventsPerSecond))
+	}
+	if c.Burst < 0 {
+		errs = append(errs, fmt.Errorf("burst must not be negative, got %d", c.Burst))
+	}
+	if c.RateLimitPolicy > RateWait {
+		errs = append(errs, fmt.Errorf("rate limit policy: unknown policy %d", c.RateLimitPolicy))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch size must be positive, got %d", c.BatchSize))
+	}
+	if c.BatchLinger < 0 {
+		errs = append(errs, fmt.Errorf("batch linger must not be negative"))
+	}
+	if _, err := NewFilter(c.Filter); err != nil {
+		errs = append(errs, fmt.Errorf("filter: %w", err))
+	}
+	return errors.Join(errs...)
+}

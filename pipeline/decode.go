@@ -1,0 +1,222 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultMaxEventSize is the largest encoded event accepted when no limit is
+// configured: 1 MiB.
+const DefaultMaxEventSize = 1 << 20
+
+// Shape names the JSON shape an event was decoded from.
+type Shape uint8
+
+const (
+	ShapeEventpipe   Shape = iota // this project's own shape
+	ShapeLLMSpell                 // rs-llmspell UniversalEvent
+	ShapeCloudEvents              // CloudEvents 1.0 structured JSON
+)
+
+func (s Shape) String() string {
+	switch s {
+	case ShapeLLMSpell:
+		return "llmspell"
+	case ShapeCloudEvents:
+		return "cloudevents"
+	default:
+		return "eventpipe"
+	}
+}
+
+// DecodeOptions tune Decode.
+type DecodeOptions struct {
+	// MaxSize is the largest accepted encoded event in bytes; 0 means
+	// DefaultMaxEventSize, a negative value means no limit.
+	MaxSize int
+}
+
+// DecodeError says why an input is not an event. Field names the JSON field
+// at fault, if one is.
+type DecodeError struct {
+	Field  string
+	Reason string
+	Err    error // the underlying JSON error, if any
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field != "" {
+		return "invalid event: " + e.Field + ": " + e.Reason
+	}
+	return "invalid event: " + e.Reason
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// ErrTooLarge is wrapped by errors for events over the configured size.
+var ErrTooLarge = errors.New("event too large")
+
+// wireEvent holds the fields of every accepted shape at once, so one pass of
+// encoding/json reads any of them.
+type wireEvent struct {
+	SchemaVersion string          `json:"schema_version"`
+	ID            json.RawMessage `json:"id"`
+	Type          string          `json:"type"`
+	Time          string          `json:"time"`
+	Source        string          `json:"source"`
+	Sequence      uint64          `json:"sequence"`
+	CorrelationID string          `json:"correlation_id"`
+	CausationID   string          `json:"causation_id"`
+	Tags          []string        `json:"tags"`
+	Language      string          `json:"language"`
+	Data          json.RawMessage `json:"data"`
+
+	// rs-llmspell
+	EventType string        `json:"event_type"`
+	Timestamp string        `json:"timestamp"`
+	Metadata  *wireMetadata `json:"metadata"`
+
+	// CloudEvents 1.0
+	SpecVersion   string          `json:"specversion"`
+	DataBase64    string          `json:"data_base64"`
+	CECorrelation string          `json:"correlationid"`
+	CECausation   string          `json:"causationid"`
+}
+
+type wireMetadata struct {
+	CorrelationID string   `json:"correlation_id"`
+	Source        string   `json:"source"`
+	Tags          []string `json:"tags"`
+}
+
+// Decode reads one event in any accepted shape: eventpipe's own, the
+// rs-llmspell shape (event_type, timestamp, metadata.*) or CloudEvents 1.0
+// structured JSON (specversion, ...). docs/event-format.md has the mapping.
+//
+// The event must have a dotted type; its data, if present, must be JSON. An
+// event without a time gets none here: the bus stamps it at publish.
+func Decode(b []byte, opts DecodeOptions) (Event, error) {
+	ev, _, err := DecodeShape(b, opts)
+	return ev, err
+}
+
+// DecodeShape is Decode that also reports which shape it read.
+func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
+	max := opts.MaxSize
+	if max == 0 {
+		max = DefaultMaxEventSize
+	}
+	if max > 0 && len(b) > max {
+		return Event{}, 0, &DecodeError{Reason: fmt.Sprintf("%d bytes is over the limit of %d", len(b), max), Err: ErrTooLarge}
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return Event{}, 0, &DecodeError{Reason: "empty input"}
+	}
+	if b[0] != '{' {
+		return Event{}, 0, &DecodeError{Reason: "not a JSON object"}
+	}
+	var w wireEvent
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Event{}, 0, jsonDecodeError(err)
+	}
+	var ev Event
+	var shape Shape
+	var timeField, timeText string
+	switch {
+	case w.SpecVersion != "":
+		shape = ShapeCloudEvents
+		if !strings.HasPrefix(w.SpecVersion, "1.") {
+			return Event{}, shape, &DecodeError{Field: "specversion", Reason: "unsupported CloudEvents version " + quote(w.SpecVersion) + " (want 1.0)"}
+		}
+		ev.SchemaVersion = SchemaVersion
+		ev.Type, ev.Source = w.Type, w.Source
+		ev.CorrelationID, ev.CausationID = w.CECorrelation, w.CECausation
+		timeField, timeText = "time", w.Time
+		ev.Data = w.Data
+		if w.DataBase64 != "" && len(w.Data) == 0 {
+			ev.Data = json.RawMessage(quote(w.DataBase64))
+		}
+	case w.Type == "" && w.EventType != "":
+		shape = ShapeLLMSpell
+		ev.SchemaVersion = w.SchemaVersion
+		ev.Type = w.EventType
+		ev.Sequence = w.Sequence
+		ev.Language = strings.ToLower(w.Language)
+		ev.Data = w.Data
+		timeField, timeText = "timestamp", w.Timestamp
+		if m := w.Metadata; m != nil {
+			ev.CorrelationID, ev.Source, ev.Tags = m.CorrelationID, m.Source, m.Tags
+		}
+	default:
+		shape = ShapeEventpipe
+		ev.SchemaVersion = w.SchemaVersion
+		ev.Type, ev.Source, ev.Sequence = w.Type, w.Source, w.Sequence
+		ev.CorrelationID, ev.CausationID = w.CorrelationID, w.CausationID
+		ev.Tags, ev.Language, ev.Data = w.Tags, w.Language, w.Data
+		timeField, timeText = "time", w.Time
+	}
+	if ev.SchemaVersion == "" {
+		ev.SchemaVersion = SchemaVersion
+	}
+	if id, err := decodeID(w.ID); err != nil {
+		return Event{}, shape, err
+	} else {
+		ev.ID = id
+	}
+	if ev.Type == "" {
+		field := "type"
+		if shape == ShapeLLMSpell {
+			field = "event_type"
+		}
+		return Event{}, shape, &DecodeError{Field: field, Reason: "missing: every event needs a type"}
+	}
+	if msg := typeError(ev.Type); msg != "" {
+		return Event{}, shape, &DecodeError{Field: "type", Reason: msg}
+	}
+	if timeText != "" {
+		t, err := time.Parse(time.RFC3339Nano, timeText)
+		if err != nil {
+			return Event{}, shape, &DecodeError{Field: timeField, Reason: "not an RFC 3339 time: " + quote(timeText), Err: err}
+		}
+		ev.Time = t.UTC()
+	}
+	if bytes.Equal(ev.Data, []byte("null")) {
+		ev.Data = nil
+	}
+	return ev, shape, nil
+}
+
+// decodeID accepts a JSON string, or a number (some producers send one).
+func decodeID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", &DecodeError{Field: "id", Reason: "not a string", Err: err}
+		}
+		return s, nil
+	}
+	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
+		return string(raw), nil
+	}
+	return "", &DecodeError{Field: "id", Reason: "must be a string"}
+}
+
+func jsonDecodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &DecodeError{Field: te.Field, Reason: "wrong type: got JSON " + te.Value + ", want " + te.Type.String(), Err: err}
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &DecodeError{Reason: fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error()), Err: err}
+	}
+	return &DecodeError{Reason: err.Error(), Err: err}
+}

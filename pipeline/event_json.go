@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// TimeFormat is the layout of the "time" field: RFC 3339 with nanoseconds,
+// always in UTC.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// MarshalJSON encodes the event in the eventpipe shape (docs/event-format.md).
+func (e Event) MarshalJSON() ([]byte, error) {
+	return e.AppendJSON(make([]byte, 0, 256+len(e.Data))), nil
+}
+
+// UnmarshalJSON decodes any of the accepted shapes (eventpipe, rs-llmspell,
+// CloudEvents) with the default DecodeOptions.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	ev, err := Decode(b, DecodeOptions{})
+	if err != nil {
+		return err
+	}
+	*e = ev
+	return nil
+}
+
+// AppendJSON appends the event's JSON encoding to dst and returns the extended
+// buffer. It allocates nothing when dst has room; exporters use it to encode
+// batches into one reused buffer. The field order is fixed.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	sv := e.SchemaVersion
+	if sv == "" {
+		sv = SchemaVersion
+	}
+	dst = append(dst, `{"schema_version":`...)
+	dst = appendString(dst, sv)
+	dst = append(dst, `,"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, e.Type)
+	dst = append(dst, `,"time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, TimeFormat)
+	dst = append(dst, '"')
+	if e.Source != "" {
+		dst = append(dst, `,"source":`...)
+		dst = appendString(dst, e.Source)
+	}
+	dst = append(dst, `,"sequence":`...)
+	dst = strconv.AppendUint(dst, e.Sequence, 10)
+	if e.CorrelationID != "" {
+		dst = append(dst, `,"correlation_id":`...)
+		dst = appendString(dst, e.CorrelationID)
+	}
+	if e.CausationID != "" {
+		dst = append(dst, `,"causation_id":`...)
+		dst = appendString(dst, e.CausationID)
+	}
+	if len(e.Tags) > 0 {
+		dst = append(dst, `,"tags":[`...)
+		for i, t := range e.Tags {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, t)
+		}
+		dst = append(dst, ']')
+	}
+	if e.Language != "" {
+		dst = append(dst, `,"language":`...)
+		dst = appendString(dst, e.Language)
+	}
+	if len(e.Data) > 0 {
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, e.Data...)
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping what JSON requires and,
+// like encoding/json, '<', '>' and '&' and invalid UTF-8.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// formatTime is the "time" field's text for t.
+func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }

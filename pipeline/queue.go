@@ -1,0 +1,273 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// queue is a bounded FIFO of events with an overflow policy. It backs both
+// the bus buffer and each subscription. One mutex guards it: the slow side
+// (the consumer) copies many events out per lock, so producers rarely wait.
+//
+// The ring grows on demand up to its capacity, so an idle bus or a quiet
+// subscription holds little memory.
+type queue struct {
+	mu       sync.Mutex
+	buf      []Event
+	head, n  int
+	capacity int
+	closed   bool
+
+	seq       uint64 // last assigned sequence, when assignSeq
+	assignSeq bool
+
+	notEmpty chan struct{} // cap 1: signalled on empty -> non-empty
+	space    chan struct{} // closed (and replaced) when room appears; nil if no waiter
+
+	bytes     int64
+	highWater int
+	drops     Drops
+	accepted  uint64
+}
+
+func newQueue(capacity int, assignSeq bool) *queue {
+	initial := min(capacity, 64)
+	return &queue{
+		buf:       make([]Event, initial),
+		capacity:  capacity,
+		assignSeq: assignSeq,
+		notEmpty:  make(chan struct{}, 1),
+	}
+}
+
+// push adds ev under the policy. ctx bounds a Block wait together with
+// blockTimeout (<= 0: no timeout besides ctx).
+func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeout time.Duration) error {
+	q.mu.Lock()
+	var deadline *time.Timer
+	for q.n >= q.capacity || q.closed {
+		if q.closed {
+			q.mu.Unlock()
+			stopTimer(deadline)
+			return ErrClosed
+		}
+		switch policy {
+		case DropOldest:
+			old := &q.buf[q.head]
+			q.bytes -= int64(old.Size())
+			*old = Event{}
+			q.head = q.next(q.head)
+			q.n--
+			q.drops.Oldest++
+		case DropNewest:
+			q.drops.Newest++
+			q.mu.Unlock()
+			return ErrDropped
+		case Reject:
+			q.drops.Rejected++
+			q.mu.Unlock()
+			return ErrBufferFull
+		case Block:
+			if q.space == nil {
+				q.space = make(chan struct{})
+			}
+			space := q.space
+			q.mu.Unlock()
+			if deadline == nil && blockTimeout > 0 {
+				deadline = time.NewTimer(blockTimeout)
+			}
+			var timeout <-chan time.Time
+			if deadline != nil {
+				timeout = deadline.C
+			}
+			select {
+			case <-space:
+				q.mu.Lock()
+				continue
+			case <-timeout:
+				q.mu.Lock()
+				q.drops.BlockTimeout++
+				q.mu.Unlock()
+				return ErrBlockTimeout
+			case <-ctx.Done():
+				q.mu.Lock()
+				q.drops.BlockTimeout++
+				q.mu.Unlock()
+				return ctx.Err()
+			}
+		}
+	}
+	if q.n == len(q.buf) {
+		q.grow()
+	}
+	if q.assignSeq {
+		q.seq++
+		ev.Sequence = q.seq
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = *ev
+	q.n++
+	q.accepted++
+	q.bytes += int64(ev.Size())
+	if q.n > q.highWater {
+		q.highWater = q.n
+	}
+	wasEmpty := q.n == 1
+	q.mu.Unlock()
+	stopTimer(deadline)
+	if wasEmpty {
+		select {
+		case q.notEmpty <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func (q *queue) next(i int) int {
+	i++
+	if i == len(q.buf) {
+		return 0
+	}
+	return i
+}
+
+// grow doubles the ring up to capacity. Called with mu held and the ring full.
+func (q *queue) grow() {
+	size := min(max(2*len(q.buf), 1), q.capacity)
+	nb := make([]Event, size)
+	k := copy(nb, q.buf[q.head:])
+	copy(nb[k:], q.buf[:q.head])
+	q.buf, q.head = nb, 0
+}
+
+// popInto appends up to max queued events to dst, removing them from the
+// queue, and wakes producers blocked on a full queue.
+func (q *queue) popInto(dst []Event, max int) []Event {
+	q.mu.Lock()
+	dst = q.popLocked(dst, max)
+	q.mu.Unlock()
+	return dst
+}
+
+func (q *queue) popLocked(dst []Event, max int) []Event {
+	k := min(max, q.n)
+	for i := 0; i < k; i++ {
+		e := &q.buf[q.head]
+		q.bytes -= int64(e.Size())
+		dst = append(dst, *e)
+		*e = Event{} // release references for the GC
+		q.head = q.next(q.head)
+	}
+	q.n -= k
+	if k > 0 && q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+	if q.n > 0 {
+		// Another reader may be waiting; keep the signal armed.
+		select {
+		case q.notEmpty <- struct{}{}:
+		default:
+		}
+	}
+	return dst
+}
+
+// popWait waits until at least one event is queued (or the queue is closed
+// and empty, or ctx ends), then collects up to max events, lingering up to
+// linger for a fuller batch. It returns dst unchanged only when closed and
+// empty, or when ctx ended.
+func (q *queue) popWait(ctx context.Context, dst []Event, max int, linger time.Duration, lingerTimer *time.Timer) []Event {
+	start := len(dst)
+	for {
+		q.mu.Lock()
+		dst = q.popLocked(dst, max-(len(dst)-start))
+		closed := q.closed
+		q.mu.Unlock()
+		if len(dst) > start || closed {
+			break
+		}
+		select {
+		case <-q.notEmpty:
+		case <-ctx.Done():
+			return dst
+		}
+	}
+	if linger <= 0 || len(dst)-start >= max {
+		return dst
+	}
+	lingerTimer.Reset(linger)
+	defer lingerTimer.Stop()
+	for len(dst)-start < max {
+		select {
+		case <-q.notEmpty:
+		case <-lingerTimer.C:
+			return q.popInto(dst, max-(len(dst)-start))
+		case <-ctx.Done():
+			return dst
+		}
+		q.mu.Lock()
+		dst = q.popLocked(dst, max-(len(dst)-start))
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			break
+		}
+	}
+	return dst
+}
+
+// close makes further pushes fail and wakes every waiter. Queued events stay
+// readable.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+	q.mu.Unlock()
+	select {
+	case q.notEmpty <- struct{}{}:
+	default:
+	}
+}
+
+type queueStats struct {
+	depth     int
+	highWater int
+	bytes     int64
+	accepted  uint64
+	drops     Drops
+}
+
+func (q *queue) stats() queueStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return queueStats{depth: q.n, highWater: q.highWater, bytes: q.bytes, accepted: q.accepted, drops: q.drops}
+}
+
+// Drops counts events a bounded buffer discarded or refused, by reason.
+type Drops struct {
+	Oldest       uint64 `json:"drop_oldest"`   // discarded to make room (drop_oldest)
+	Newest       uint64 `json:"drop_newest"`   // refused, buffer full (drop_newest)
+	Rejected     uint64 `json:"reject"`        // refused with ErrBufferFull (reject)
+	BlockTimeout uint64 `json:"block_timeout"` // refused after waiting (block)
+}
+
+// Total is the sum over all reasons.
+func (d Drops) Total() uint64 { return d.Oldest + d.Newest + d.Rejected + d.BlockTimeout }
+
+func (d *Drops) add(o Drops) {
+	d.Oldest += o.Oldest
+	d.Newest += o.Newest
+	d.Rejected += o.Rejected
+	d.BlockTimeout += o.BlockTimeout
+}
