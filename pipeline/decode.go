@@ -81,10 +81,10 @@ type wireEvent struct {
 	Metadata  *wireMetadata `json:"metadata"`
 
 	// CloudEvents 1.0
-	SpecVersion   string          `json:"specversion"`
-	DataBase64    string          `json:"data_base64"`
-	CECorrelation string          `json:"correlationid"`
-	CECausation   string          `json:"causationid"`
+	SpecVersion   string `json:"specversion"`
+	DataBase64    string `json:"data_base64"`
+	CECorrelation string `json:"correlationid"`
+	CECausation   string `json:"causationid"`
 }
 
 type wireMetadata struct {

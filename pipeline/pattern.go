@@ -10,11 +10,11 @@ import (
 
 // Pattern matches event types. It is a segment-aware glob over '.':
 //
-//	*        any run of characters within one segment
-//	**       any run of characters across segments (including none)
-//	?        one character within a segment
-//	[abc]    one of a, b, c ([!abc] none of them; [a-z] a range)
-//	{a,b}    either alternative (each may hold the other forms)
+//   - any run of characters within one segment
+//     **       any run of characters across segments (including none)
+//     ?        one character within a segment
+//     [abc]    one of a, b, c ([!abc] none of them; [a-z] a range)
+//     {a,b}    either alternative (each may hold the other forms)
 //
 // A pattern that is exactly "*" (or "**") matches every type. Patterns are
 // compiled once; Match is safe for concurrent use. docs/patterns.md has the
@@ -22,7 +22,7 @@ import (
 type Pattern struct {
 	src   string
 	all   bool
-	exact bool          // no meta characters: compare strings
+	exact bool            // no meta characters: compare strings
 	alts  []*glob.Pattern // the pattern with its {a,b} alternatives expanded
 }
 
