@@ -6,5 +6,6 @@ require github.com/gobwas/glob v1.1.0
 
 require (
 	github.com/google/go-cmp v0.7.0 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )

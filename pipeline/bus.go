@@ -183,12 +183,7 @@ func (b *Bus) dispatch() {
 			}
 			continue
 		}
-		for i := range events {
-			if events[i].ID == "" {
-				idbuf = b.ids.Append(idbuf[:0], events[i].Time)
-				events[i].ID = string(idbuf)
-			}
-		}
+		idbuf = b.ids.assign(events, idbuf)
 		b.deliver(events)
 		if h := b.cfg.Handler; h != nil {
 			batch.Reset(events)

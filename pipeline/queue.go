@@ -22,10 +22,10 @@ type queue struct {
 	seq       uint64 // last assigned sequence, when assignSeq
 	assignSeq bool
 
-	notEmpty chan struct{} // cap 1: signalled on empty -> non-empty
+	notEmpty chan struct{} // cap 1: signalled when a reader is waiting
 	space    chan struct{} // closed (and replaced) when room appears; nil if no waiter
 
-	bytes     int64
+	waiting   bool // a reader sleeps on notEmpty
 	highWater int
 	drops     Drops
 	accepted  uint64
@@ -54,9 +54,7 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		}
 		switch policy {
 		case DropOldest:
-			old := &q.buf[q.head]
-			q.bytes -= int64(old.Size())
-			*old = Event{}
+			q.buf[q.head] = Event{}
 			q.head = q.next(q.head)
 			q.n--
 			q.drops.Oldest++
@@ -108,14 +106,14 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 	q.buf[(q.head+q.n)%len(q.buf)] = *ev
 	q.n++
 	q.accepted++
-	q.bytes += int64(ev.Size())
 	if q.n > q.highWater {
 		q.highWater = q.n
 	}
-	wasEmpty := q.n == 1
+	wake := q.waiting
+	q.waiting = false
 	q.mu.Unlock()
 	stopTimer(deadline)
-	if wasEmpty {
+	if wake {
 		select {
 		case q.notEmpty <- struct{}{}:
 		default:
@@ -157,16 +155,25 @@ func (q *queue) popInto(dst []Event, max int) []Event {
 }
 
 func (q *queue) popLocked(dst []Event, max int) []Event {
-	k := min(max, q.n)
-	for i := 0; i < k; i++ {
-		e := &q.buf[q.head]
-		q.bytes -= int64(e.Size())
-		dst = append(dst, *e)
-		*e = Event{} // release references for the GC
-		q.head = q.next(q.head)
+	popped := min(max, q.n)
+	for k := popped; k > 0; {
+		// Copy the contiguous run from head, then clear it so the ring
+		// holds no references for the GC.
+		run := min(k, len(q.buf)-q.head)
+		seg := q.buf[q.head : q.head+run]
+		dst = append(dst, seg...)
+		clear(seg)
+		q.head += run
+		if q.head == len(q.buf) {
+			q.head = 0
+		}
+		q.n -= run
+		k -= run
 	}
-	q.n -= k
-	if k > 0 && q.space != nil {
+	if q.n == 0 {
+		q.head = 0
+	}
+	if popped > 0 && q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
@@ -190,6 +197,9 @@ func (q *queue) popWait(ctx context.Context, dst []Event, max int, linger time.D
 		q.mu.Lock()
 		dst = q.popLocked(dst, max-(len(dst)-start))
 		closed := q.closed
+		if len(dst) == start && !closed {
+			q.waiting = true
+		}
 		q.mu.Unlock()
 		if len(dst) > start || closed {
 			break
@@ -206,6 +216,9 @@ func (q *queue) popWait(ctx context.Context, dst []Event, max int, linger time.D
 	lingerTimer.Reset(linger)
 	defer lingerTimer.Stop()
 	for len(dst)-start < max {
+		q.mu.Lock()
+		q.waiting = true
+		q.mu.Unlock()
 		select {
 		case <-q.notEmpty:
 		case <-lingerTimer.C:
@@ -251,7 +264,14 @@ type queueStats struct {
 func (q *queue) stats() queueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return queueStats{depth: q.n, highWater: q.highWater, bytes: q.bytes, accepted: q.accepted, drops: q.drops}
+	// Bytes are summed here rather than tracked per push: Stats is rare,
+	// Emit is not.
+	var bytes int64
+	for i, j := 0, q.head; i < q.n; i++ {
+		bytes += int64(q.buf[j].Size())
+		j = q.next(j)
+	}
+	return queueStats{depth: q.n, highWater: q.highWater, bytes: bytes, accepted: q.accepted, drops: q.drops}
 }
 
 // Drops counts events a bounded buffer discarded or refused, by reason.

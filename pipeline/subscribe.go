@@ -70,9 +70,15 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		if len(got) == 1 {
 			return got[0], nil
 		}
-		if s.q.isClosedAndEmpty() {
+		s.q.mu.Lock()
+		if s.q.closed && s.q.n == 0 {
+			s.q.mu.Unlock()
 			return Event{}, ErrClosed
 		}
+		if s.q.n == 0 {
+			s.q.waiting = true
+		}
+		s.q.mu.Unlock()
 		select {
 		case <-s.q.notEmpty:
 		case <-ctx.Done():
@@ -110,7 +116,7 @@ func (s *Subscription) Unsubscribe() {
 	s.q.mu.Lock()
 	s.q.drops.Oldest += uint64(s.q.n)
 	clear(s.q.buf)
-	s.q.buf, s.q.head, s.q.n, s.q.bytes = nil, 0, 0, 0
+	s.q.buf, s.q.head, s.q.n = nil, 0, 0
 	s.q.mu.Unlock()
 }
 
