@@ -78,3 +78,16 @@ func ParseRateLimitPolicy(s string) (RateLimitPolicy, error) {
 	}
 	return 0, fmt.Errorf("unknown rate limit policy %q (want drop or wait)", s)
 }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p RateLimitPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *RateLimitPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseRateLimitPolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}

@@ -1,0 +1,221 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// Environment overrides. Each setting can be given as EVENTPIPE_<NAME> or,
+// for users migrating from rs-llmspell, LLMSPELL_EVENTS_<NAME>; when both
+// are set EVENTPIPE_ wins. Lists are comma-separated. A bad value is an
+// error naming the variable.
+var envSettings = []struct {
+	name  string
+	doc   string
+	apply func(c *Config, v string) error
+}{
+	{"ENABLED", "events.enabled", func(c *Config, v string) error { return setBool(&c.Events.Enabled, v) }},
+	{"BUFFER_SIZE", "events.buffer_size", func(c *Config, v string) error { return setInt(&c.Events.BufferSize, v) }},
+	{"OVERFLOW", "events.overflow", func(c *Config, v string) error { return c.Events.Overflow.UnmarshalText([]byte(v)) }},
+	{"EMIT_TIMING_EVENTS", "events.emit_timing_events", func(c *Config, v string) error { return setBool(&c.Events.EmitTimingEvents, v) }},
+	{"EMIT_STATE_EVENTS", "events.emit_state_events", func(c *Config, v string) error { return setBool(&c.Events.EmitStateEvents, v) }},
+	{"EMIT_DEBUG_EVENTS", "events.emit_debug_events", func(c *Config, v string) error { return setBool(&c.Events.EmitDebugEvents, v) }},
+	{"MAX_EVENTS_PER_SECOND", "events.max_events_per_second", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("want a number of events per second (0: no limit), got %q", v)
+		}
+		c.Events.MaxEventsPerSecond = f
+		return nil
+	}},
+	{"FILTERING_INCLUDE_TYPES", "filter.include_types", func(c *Config, v string) error {
+		return setPatterns(&c.Filter.IncludeTypes, v)
+	}},
+	{"FILTERING_EXCLUDE_TYPES", "filter.exclude_types", func(c *Config, v string) error {
+		return setPatterns(&c.Filter.ExcludeTypes, v)
+	}},
+	{"EXPORT_STDOUT", "an output named stdout in route.default", func(c *Config, v string) error {
+		var on bool
+		if err := setBool(&on, v); err != nil {
+			return err
+		}
+		if on {
+			c.ensureOutput("stdout", "stdout", nil)
+		} else {
+			c.removeOutputsOfType("stdout")
+		}
+		return nil
+	}},
+	{"EXPORT_FILE", "an output named file (JSON lines at this path) in route.default", func(c *Config, v string) error {
+		if v == "" {
+			c.removeOutput("file")
+			return nil
+		}
+		c.ensureOutput("file", "file", map[string]string{"path": v})
+		return nil
+	}},
+	{"EXPORT_WEBHOOK", "an output named webhook (this URL) in route.default", func(c *Config, v string) error {
+		if v == "" {
+			c.removeOutput("webhook")
+			return nil
+		}
+		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return fmt.Errorf("want an http:// or https:// URL, got %q", v)
+		}
+		c.ensureOutput("webhook", "webhook", map[string]string{"url": v})
+		return nil
+	}},
+	{"EXPORT_PRETTY_JSON", "pretty on every stdout output", func(c *Config, v string) error {
+		var on bool
+		if err := setBool(&on, v); err != nil {
+			return err
+		}
+		for _, o := range c.Outputs {
+			if o.Type == "stdout" {
+				setKey(o.Node, "pretty", strconv.FormatBool(on))
+			}
+		}
+		return nil
+	}},
+	{"DEAD_LETTER_PATH", "dead_letter.path", func(c *Config, v string) error { c.DeadLetter.Path = v; return nil }},
+	{"ADMIN_LISTEN", "admin.listen", func(c *Config, v string) error { c.Admin.Listen = v; return nil }},
+	{"LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+}
+
+// EnvPrefixes are the prefixes of override variables, weakest first.
+var EnvPrefixes = []string{"LLMSPELL_EVENTS_", "EVENTPIPE_"}
+
+// EnvVar describes one override variable for documentation and --help.
+type EnvVar struct{ Name, Sets string }
+
+// EnvVars lists the override variables (without prefix) and what they set.
+func EnvVars() []EnvVar {
+	out := make([]EnvVar, len(envSettings))
+	for i, s := range envSettings {
+		out[i] = EnvVar{s.name, s.doc}
+	}
+	return out
+}
+
+func (c *Config) applyEnv(env func(string) (string, bool)) Errors {
+	var errs Errors
+	for _, prefix := range EnvPrefixes {
+		for _, s := range envSettings {
+			v, ok := env(prefix + s.name)
+			if !ok {
+				continue
+			}
+			if err := s.apply(c, strings.TrimSpace(v)); err != nil {
+				errs = append(errs, Error{Path: "environment", Msg: fmt.Sprintf("%s%s=%q: %v", prefix, s.name, v, err)})
+			}
+		}
+	}
+	return errs
+}
+
+func setBool(dst *bool, v string) error {
+	b, ok := parseBool(v)
+	if !ok {
+		return fmt.Errorf("want true or false")
+	}
+	*dst = b
+	return nil
+}
+
+func setInt(dst *int, v string) error {
+	i, err := parseSize(v)
+	if err != nil {
+		return fmt.Errorf("want a whole number")
+	}
+	*dst = int(i)
+	return nil
+}
+
+func setPatterns(dst *[]string, v string) error {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := pipeline.CompilePattern(p); err != nil {
+			return err
+		}
+		out = append(out, p)
+	}
+	*dst = out
+	return nil
+}
+
+func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+
+// setKey sets key to value in a mapping node.
+func setKey(n *yaml.Node, key, value string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content[i+1] = scalar(value)
+			return
+		}
+	}
+	n.Content = append(n.Content, scalar(key), scalar(value))
+}
+
+// ensureOutput adds (or updates) an output and routes every event to it by
+// default.
+func (c *Config) ensureOutput(name, typ string, settings map[string]string) {
+	if i := c.OutputIndex(name); i < 0 {
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		setKey(n, "type", typ)
+		c.Outputs = append(c.Outputs, Output{Name: name, Type: typ, Node: n})
+	}
+	o := c.Outputs[c.OutputIndex(name)]
+	for k, v := range settings {
+		setKey(o.Node, k, v)
+	}
+	for _, d := range c.Route.Default {
+		if d == name {
+			return
+		}
+	}
+	c.Route.Default = append(c.Route.Default, name)
+}
+
+func (c *Config) removeOutputsOfType(typ string) {
+	for _, o := range append([]Output(nil), c.Outputs...) {
+		if o.Type == typ {
+			c.removeOutput(o.Name)
+		}
+	}
+}
+
+// removeOutput drops an output and every route to it.
+func (c *Config) removeOutput(name string) {
+	i := c.OutputIndex(name)
+	if i < 0 {
+		return
+	}
+	c.Outputs = append(c.Outputs[:i], c.Outputs[i+1:]...)
+	drop := func(list []string) []string {
+		var out []string
+		for _, x := range list {
+			if x != name {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	c.Route.Default = drop(c.Route.Default)
+	rules := c.Route.Rules[:0]
+	for _, r := range c.Route.Rules {
+		r.To = drop(r.To)
+		if len(r.To) > 0 {
+			rules = append(rules, r)
+		}
+	}
+	c.Route.Rules = rules
+}

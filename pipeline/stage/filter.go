@@ -1,0 +1,316 @@
+package stage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// Condition is one test on an event. Field is "type", "source", "id",
+// "language", "correlation_id", "causation_id", "tags", or "data.a.b" for
+// a field of data ("data" alone is the whole payload). Op is one of eq, ne,
+// gt, gte, lt, lte, exists, not_exists, regex, in.
+type Condition struct {
+	Field string `json:"field"`
+	Op    string `json:"op"`
+	Value any    `json:"value,omitempty"`
+}
+
+// FilterConfig configures a Filter: an event is kept when its type matches
+// (IncludeTypes empty: all; ExcludeTypes win) and every condition holds.
+type FilterConfig struct {
+	IncludeTypes []string    `json:"include_types,omitempty"`
+	ExcludeTypes []string    `json:"exclude_types,omitempty"`
+	Conditions   []Condition `json:"conditions,omitempty"`
+}
+
+// Filter is the native filter stage.
+type Filter struct {
+	include, exclude pipeline.PatternSet
+	conds            []condition
+	needData         bool
+}
+
+type condition struct {
+	src   Condition
+	path  []string // for data fields, the keys after "data"
+	field string   // for top-level fields
+	re    *regexp.Regexp
+	value any // normalised: float64, string, bool, nil, []any
+}
+
+// NewFilter compiles cfg.
+func NewFilter(cfg FilterConfig) (*Filter, error) {
+	f := &Filter{}
+	var err error
+	if f.include, err = pipeline.CompilePatterns(cfg.IncludeTypes); err != nil {
+		return nil, fmt.Errorf("filter: include_types: %w", err)
+	}
+	if f.exclude, err = pipeline.CompilePatterns(cfg.ExcludeTypes); err != nil {
+		return nil, fmt.Errorf("filter: exclude_types: %w", err)
+	}
+	for i, c := range cfg.Conditions {
+		cc := condition{src: c, value: normalize(c.Value)}
+		switch {
+		case c.Field == "data" || strings.HasPrefix(c.Field, "data."):
+			f.needData = true
+			if c.Field != "data" {
+				cc.path = strings.Split(strings.TrimPrefix(c.Field, "data."), ".")
+			} else {
+				cc.path = []string{}
+			}
+		case c.Field == "type", c.Field == "source", c.Field == "id", c.Field == "language",
+			c.Field == "correlation_id", c.Field == "causation_id", c.Field == "tags":
+			cc.field = c.Field
+		default:
+			return nil, fmt.Errorf("filter: conditions[%d]: unknown field %q (want type, source, id, language, correlation_id, causation_id, tags or data.<path>)", i, c.Field)
+		}
+		switch c.Op {
+		case "eq", "ne", "exists", "not_exists":
+		case "gt", "gte", "lt", "lte":
+			switch cc.value.(type) {
+			case float64, string:
+			default:
+				return nil, fmt.Errorf("filter: conditions[%d]: %s needs a number or string", i, c.Op)
+			}
+		case "regex":
+			s, ok := c.Value.(string)
+			if !ok {
+				return nil, fmt.Errorf("filter: conditions[%d]: regex needs a string", i)
+			}
+			if cc.re, err = regexp.Compile(s); err != nil {
+				return nil, fmt.Errorf("filter: conditions[%d]: %w", i, err)
+			}
+		case "in":
+			if _, ok := cc.value.([]any); !ok {
+				return nil, fmt.Errorf("filter: conditions[%d]: in needs a list", i)
+			}
+		default:
+			return nil, fmt.Errorf("filter: conditions[%d]: unknown op %q", i, c.Op)
+		}
+		f.conds = append(f.conds, cc)
+	}
+	return f, nil
+}
+
+// normalize turns YAML/JSON values into the forms decoded JSON uses.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	case float32:
+		return float64(x)
+	case json.Number:
+		f, _ := x.Float64()
+		return f
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = e
+		}
+		return out
+	}
+	return v
+}
+
+// Keep reports whether the filter keeps ev, and if not, why.
+func (f *Filter) Keep(ev *pipeline.Event) (bool, string) {
+	if f.exclude.Len() > 0 && f.exclude.Match(ev.Type) {
+		return false, "type excluded"
+	}
+	if f.include.Len() > 0 && !f.include.Match(ev.Type) {
+		return false, "type not included"
+	}
+	if len(f.conds) == 0 {
+		return true, ""
+	}
+	var data any
+	dataOK := false
+	if f.needData && len(ev.Data) > 0 {
+		dataOK = json.Unmarshal(ev.Data, &data) == nil
+	}
+	for i := range f.conds {
+		c := &f.conds[i]
+		var v any
+		var present bool
+		if c.path != nil {
+			v, present = lookup(data, c.path)
+			present = present && dataOK
+		} else {
+			v, present = topField(ev, c.field)
+		}
+		if !c.holds(v, present) {
+			return false, fmt.Sprintf("condition %s %s failed", c.src.Field, c.src.Op)
+		}
+	}
+	return true, ""
+}
+
+func topField(ev *pipeline.Event, f string) (any, bool) {
+	var s string
+	switch f {
+	case "type":
+		s = ev.Type
+	case "source":
+		s = ev.Source
+	case "id":
+		s = ev.ID
+	case "language":
+		s = ev.Language
+	case "correlation_id":
+		s = ev.CorrelationID
+	case "causation_id":
+		s = ev.CausationID
+	case "tags":
+		if len(ev.Tags) == 0 {
+			return nil, false
+		}
+		out := make([]any, len(ev.Tags))
+		for i, t := range ev.Tags {
+			out[i] = t
+		}
+		return out, true
+	}
+	return s, s != ""
+}
+
+func lookup(v any, path []string) (any, bool) {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func (c *condition) holds(v any, present bool) bool {
+	switch c.src.Op {
+	case "exists":
+		return present
+	case "not_exists":
+		return !present
+	}
+	if !present {
+		return c.src.Op == "ne"
+	}
+	switch c.src.Op {
+	case "eq":
+		return equal(v, c.value)
+	case "ne":
+		return !equal(v, c.value)
+	case "in":
+		// A list field is "in" when any of its items is.
+		if items, ok := v.([]any); ok {
+			for _, it := range items {
+				if contains(c.value.([]any), it) {
+					return true
+				}
+			}
+			return false
+		}
+		return contains(c.value.([]any), v)
+	case "regex":
+		s, ok := v.(string)
+		return ok && c.re.MatchString(s)
+	}
+	cmp, ok := compare(v, c.value)
+	if !ok {
+		return false
+	}
+	switch c.src.Op {
+	case "gt":
+		return cmp > 0
+	case "gte":
+		return cmp >= 0
+	case "lt":
+		return cmp < 0
+	case "lte":
+		return cmp <= 0
+	}
+	return false
+}
+
+func contains(list []any, v any) bool {
+	for _, x := range list {
+		if equal(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func equal(a, b any) bool {
+	switch x := a.(type) {
+	case float64, string, bool, nil:
+		return a == b
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equal(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func compare(a, b any) (int, bool) {
+	switch x := a.(type) {
+	case float64:
+		y, ok := b.(float64)
+		if !ok {
+			return 0, false
+		}
+		switch {
+		case x < y:
+			return -1, true
+		case x > y:
+			return 1, true
+		}
+		return 0, true
+	case string:
+		y, ok := b.(string)
+		if !ok {
+			return 0, false
+		}
+		return strings.Compare(x, y), true
+	}
+	return 0, false
+}
+
+// Process marks the events the filter does not keep as dropped.
+func (f *Filter) Process(_ context.Context, b *pipeline.Batch) error {
+	for i := range b.Events {
+		if b.Verdicts[i] != pipeline.Keep {
+			continue
+		}
+		if ok, why := f.Keep(&b.Events[i]); !ok {
+			b.Mark(i, pipeline.Drop, "filter", why)
+		}
+	}
+	return nil
+}
