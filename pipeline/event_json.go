@@ -132,3 +132,8 @@ func appendString(dst []byte, s string) []byte {
 
 // formatTime is the "time" field's text for t.
 func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// AppendJSONString appends s as a JSON string (escaped as encoding/json
+// does) to dst. Exporters use it to build other encodings without
+// allocating.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }

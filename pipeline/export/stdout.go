@@ -1,0 +1,73 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// StdoutConfig configures the stdout exporter.
+type StdoutConfig struct {
+	Type   string `yaml:"type"`
+	Pretty bool   `yaml:"pretty"` // indented JSON instead of JSON lines
+}
+
+// Validate checks the configuration.
+func (c *StdoutConfig) Validate() error { return nil }
+
+// Stdout writes events as JSON lines (or indented JSON) to a writer.
+type Stdout struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	pretty bool
+	buf    []byte
+	ind    bytes.Buffer
+}
+
+// NewStdout returns a stdout exporter writing to w (os.Stdout in the CLI).
+func NewStdout(cfg StdoutConfig, w io.Writer) *Stdout {
+	return &Stdout{w: bufio.NewWriterSize(w, 64<<10), pretty: cfg.Pretty}
+}
+
+func (s *Stdout) Start(context.Context) error { return nil }
+
+// Export writes the events and flushes.
+func (s *Stdout) Export(_ context.Context, events []pipeline.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range events {
+		s.buf = events[i].AppendJSON(s.buf[:0])
+		if s.pretty {
+			s.ind.Reset()
+			if err := json.Indent(&s.ind, s.buf, "", "  "); err != nil {
+				return pipeline.Permanent(fmt.Errorf("stdout: %w", err))
+			}
+			s.ind.WriteByte('\n')
+			if _, err := s.w.Write(s.ind.Bytes()); err != nil {
+				return fmt.Errorf("stdout: %w", err)
+			}
+			continue
+		}
+		s.buf = append(s.buf, '\n')
+		if _, err := s.w.Write(s.buf); err != nil {
+			return fmt.Errorf("stdout: %w", err)
+		}
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	return nil
+}
+
+// Shutdown flushes.
+func (s *Stdout) Shutdown(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Flush()
+}

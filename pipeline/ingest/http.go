@@ -1,0 +1,257 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// HTTPConfig configures the HTTP source.
+type HTTPConfig struct {
+	Type string `yaml:"type"`
+	// Listen is host:port; a missing host means 127.0.0.1.
+	Listen string `yaml:"listen"`
+	// Path is where events are POSTed. Default /events.
+	Path string `yaml:"path"`
+	// MaxBodyBytes bounds a request body. Default 8 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// PublishTimeout is how long a request waits for room in a full buffer
+	// before answering 503. Default 1s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+}
+
+// Validate checks the configuration.
+func (c *HTTPConfig) Validate() error {
+	if c.Listen == "" {
+		return errors.New("listen: must be set (host:port)")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: want host:port, got %q", c.Listen)
+	}
+	if c.MaxBodyBytes < 0 || c.PublishTimeout < 0 {
+		return errors.New("max_body_bytes and publish_timeout must not be negative")
+	}
+	return nil
+}
+
+// HTTP accepts events over HTTP: POST one event, a JSON array, JSON lines
+// (application/x-ndjson), or CloudEvents structured and batch content.
+type HTTP struct {
+	cfg      HTTPConfig
+	addr     net.Addr
+	ready    chan struct{}
+	maxEvent int
+	// Publisher is set by Run; Handler may also be used with an explicit one.
+}
+
+// NewHTTP returns an HTTP source.
+func NewHTTP(cfg HTTPConfig, maxEvent int) *HTTP {
+	if cfg.Path == "" {
+		cfg.Path = "/events"
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = time.Second
+	}
+	if host, port, err := net.SplitHostPort(cfg.Listen); err == nil && host == "" {
+		cfg.Listen = net.JoinHostPort("127.0.0.1", port)
+	}
+	return &HTTP{cfg: cfg, ready: make(chan struct{}), maxEvent: maxEvent}
+}
+
+// Finite is false: the endpoint runs until stopped.
+func (h *HTTP) Finite() bool { return false }
+
+// Addr is the bound address, once Ready is closed.
+func (h *HTTP) Addr() net.Addr { return h.addr }
+
+// Ready is closed when the listener is bound.
+func (h *HTTP) Ready() <-chan struct{} { return h.ready }
+
+// Run serves until ctx ends, then shuts the server down gracefully.
+func (h *HTTP) Run(ctx context.Context, p pipeline.Publisher) error {
+	ln, err := net.Listen("tcp", h.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("ingest http: %w", err)
+	}
+	h.addr = ln.Addr()
+	close(h.ready)
+	mux := http.NewServeMux()
+	mux.Handle(h.cfg.Path, h.Handler(p))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ingest http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-errc
+	return nil
+}
+
+// Response is the JSON body of every answer.
+type Response struct {
+	Accepted int         `json:"accepted"`
+	Rejected []Rejection `json:"rejected,omitempty"`
+	Error    string      `json:"error,omitempty"`
+}
+
+// Rejection says why item Index of the request was refused.
+type Rejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+}
+
+// Handler is the http.Handler behind the endpoint.
+//
+// Answers: 202 when every event was accepted; 400 when some were not
+// events (each with its index and reason; the others were accepted); 413
+// for a body over max_body_bytes; 415 for an unknown content type; 429 when
+// the rate limit refused events and 503 when the buffer stayed full for
+// publish_timeout (with Retry-After; "accepted" says how many of the items,
+// in order, were taken, so a client resends the rest).
+func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, http.StatusMethodNotAllowed, Response{Error: "POST events here"})
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("body over %d bytes", h.cfg.MaxBodyBytes)})
+				return
+			}
+			writeJSON(w, http.StatusBadRequest, Response{Error: err.Error()})
+			return
+		}
+		items, err := SplitBody(r.Header.Get("Content-Type"), body)
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, errContentType) {
+				status = http.StatusUnsupportedMediaType
+			}
+			p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: "body", Raw: clip(body), Reason: err.Error(), Time: time.Now().UTC()})
+			writeJSON(w, status, Response{Error: err.Error()})
+			return
+		}
+		resp := Response{}
+		opts := pipeline.DecodeOptions{MaxSize: h.maxEvent}
+		for i, item := range items {
+			ev, err := pipeline.Decode(item, opts)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+				err = p.Publish(ctx, ev)
+				cancel()
+				switch {
+				case err == nil:
+					resp.Accepted++
+					continue
+				case errors.Is(err, pipeline.ErrRateLimited):
+					resp.Error = fmt.Sprintf("rate limited at item %d", i)
+					writeJSON(w, http.StatusTooManyRequests, resp)
+					return
+				case errors.Is(err, context.DeadlineExceeded), errors.Is(err, pipeline.ErrClosed),
+					errors.Is(err, pipeline.ErrBufferFull), errors.Is(err, pipeline.ErrBlockTimeout):
+					w.Header().Set("Retry-After", strconv.Itoa(1))
+					resp.Error = fmt.Sprintf("buffer full or closing at item %d: %v", i, err)
+					writeJSON(w, http.StatusServiceUnavailable, resp)
+					return
+				}
+				var de *pipeline.DecodeError
+				if !errors.As(err, &de) {
+					resp.Error = err.Error()
+					writeJSON(w, http.StatusInternalServerError, resp)
+					return
+				}
+			}
+			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Reason: err.Error()})
+			p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: fmt.Sprintf("item %d", i), Raw: clip(item), Reason: err.Error(), Time: time.Now().UTC()})
+		}
+		status := http.StatusAccepted
+		if len(resp.Rejected) > 0 {
+			status = http.StatusBadRequest
+		}
+		writeJSON(w, status, resp)
+	})
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 4096 {
+		b = b[:4096]
+	}
+	return append([]byte(nil), b...)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+var errContentType = errors.New("unsupported content type")
+
+// SplitBody splits a request body into the raw events it holds, by content
+// type: JSON lines for application/x-ndjson and application/jsonl; a JSON
+// array or one object for application/json and the CloudEvents types.
+func SplitBody(contentType string, body []byte) ([][]byte, error) {
+	mt := "application/json"
+	if contentType != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, fmt.Errorf("%w: %q", errContentType, contentType)
+		}
+	}
+	switch mt {
+	case "application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines":
+		var items [][]byte
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(make([]byte, 64<<10), len(body)+1)
+		for sc.Scan() {
+			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+				items = append(items, append([]byte(nil), line...))
+			}
+		}
+		return items, sc.Err()
+	case "application/json", "application/cloudevents+json", "application/cloudevents-batch+json", "text/plain":
+		trimmed := bytes.TrimSpace(body)
+		if len(trimmed) == 0 {
+			return nil, errors.New("empty body")
+		}
+		if trimmed[0] != '[' {
+			if mt == "application/cloudevents-batch+json" {
+				return nil, errors.New("a CloudEvents batch must be a JSON array")
+			}
+			return [][]byte{trimmed}, nil
+		}
+		var raw []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raw); err != nil {
+			return nil, fmt.Errorf("body is not a JSON array of events: %w", err)
+		}
+		items := make([][]byte, len(raw))
+		for i, r := range raw {
+			items[i] = r
+		}
+		return items, nil
+	}
+	return nil, fmt.Errorf("%w %q (want application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json)", errContentType, mt)
+}
