@@ -39,7 +39,7 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 
 var (
 	durationType        = reflect.TypeOf(time.Duration(0))
-	yamlNodeType            = reflect.TypeOf(yaml.Node{})
+	yamlNodeType        = reflect.TypeOf(yaml.Node{})
 	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
 )
 

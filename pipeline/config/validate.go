@@ -13,7 +13,7 @@ import (
 )
 
 // ConditionOps are the operators a filter condition may use.
-var ConditionOps = []string{"eq", "ne", "gt", "gte", "lt", "lte", "exists", "not_exists", "regex", "in"}
+var ConditionOps = []string{"eq", "ne", "gt", "gte", "lt", "lte", "exists", "not_exists", "regex", "not_regex", "in"}
 
 // errAt makes an Error at the position recorded for path (or its nearest
 // recorded parent).
@@ -250,7 +250,7 @@ func (c *Config) checkCondition(path string, cond Condition, add func(Error)) {
 		if cond.Value != nil {
 			add(c.errAt(path+".value", "has no effect with op %s", cond.Op))
 		}
-	case "regex":
+	case "regex", "not_regex":
 		s, ok := cond.Value.(string)
 		if !ok {
 			add(c.errAt(path+".value", "want a regular expression string"))

@@ -13,7 +13,7 @@ import (
 // Condition is one test on an event. Field is "type", "source", "id",
 // "language", "correlation_id", "causation_id", "tags", or "data.a.b" for
 // a field of data ("data" alone is the whole payload). Op is one of eq, ne,
-// gt, gte, lt, lte, exists, not_exists, regex, in.
+// gt, gte, lt, lte, exists, not_exists, regex, not_regex, in.
 type Condition struct {
 	Field string `json:"field"`
 	Op    string `json:"op"`
@@ -77,7 +77,7 @@ func NewFilter(cfg FilterConfig) (*Filter, error) {
 			default:
 				return nil, fmt.Errorf("filter: conditions[%d]: %s needs a number or string", i, c.Op)
 			}
-		case "regex":
+		case "regex", "not_regex":
 			s, ok := c.Value.(string)
 			if !ok {
 				return nil, fmt.Errorf("filter: conditions[%d]: regex needs a string", i)
@@ -209,7 +209,7 @@ func (c *condition) holds(v any, present bool) bool {
 		return !present
 	}
 	if !present {
-		return c.src.Op == "ne"
+		return c.src.Op == "ne" || c.src.Op == "not_regex"
 	}
 	switch c.src.Op {
 	case "eq":
@@ -230,6 +230,9 @@ func (c *condition) holds(v any, present bool) bool {
 	case "regex":
 		s, ok := v.(string)
 		return ok && c.re.MatchString(s)
+	case "not_regex":
+		s, ok := v.(string)
+		return !ok || !c.re.MatchString(s)
 	}
 	cmp, ok := compare(v, c.value)
 	if !ok {

@@ -1,0 +1,256 @@
+// Package cli is the eventpipe command: flags and verbs only. Every verb is
+// a function of its arguments and streams, so tests run the real command
+// without a subprocess.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/runner"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0 // success
+	ExitRuntime = 1 // the run failed, or the operation did
+	ExitUsage   = 2 // bad usage or a bad configuration
+)
+
+// Version is set at build time (-ldflags "-X ...cli.Version=v1.2.3").
+var Version = "dev"
+
+// IO is what a command reads and writes, and its environment.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Env    func(string) (string, bool)
+	// Registry, if set, replaces runner.NewRegistry (the binary adds the
+	// wasm host's plugin loader).
+	Registry func() *runner.Registry
+	// Signals, if set, replaces os/signal (tests send their own).
+	Signals <-chan os.Signal
+}
+
+// OS returns the process's streams and environment.
+func OS() IO {
+	return IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.LookupEnv}
+}
+
+type command struct {
+	name, usage, summary string
+	run                  func(ctx context.Context, io IO, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run -c pipeline.yaml [--input FILE|-]...", "run a pipeline until stopped, or until its finite inputs end", cmdRun},
+		{"validate", "validate -c pipeline.yaml", "check a pipeline file and report every error with file:line:col", cmdValidate},
+		{"emit", "emit [--to URL] TYPE [JSON]", "send one event to a running instance (admin or http ingest)", cmdEmit},
+		{"tail", "tail [--from URL] [PATTERN]", "print events passing a running instance, live", cmdTail},
+		{"migrate", "migrate [-o pipeline.yaml] llmspell.toml", "turn an rs-llmspell [events] section into a pipeline.yaml", cmdMigrate},
+		{"dlq", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]", "send dead-lettered events back through the pipeline", cmdDLQ},
+		{"bench", "bench [-n EVENTS] [--rate N]", "measure throughput and latency of a native pipeline, with a progress bar", cmdBench},
+		{"version", "version", "print the version", cmdVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "eventpipe: an event bus and pipeline with sandboxed wasm plugins\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  eventpipe %-52s %s\n", c.usage, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'eventpipe COMMAND --help' for a command's flags.\n")
+	fmt.Fprintf(w, "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n")
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit code.
+func Main(args []string, io IO) int {
+	if io.Env == nil {
+		io.Env = func(string) (string, bool) { return "", false }
+	}
+	if len(args) == 0 {
+		usage(io.Stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(io.Stdout)
+		return ExitOK
+	case "-v", "--version":
+		return cmdVersion(context.Background(), io, nil)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(context.Background(), io, args[1:])
+		}
+	}
+	fmt.Fprintf(io.Stderr, "eventpipe: unknown command %q\n\n", args[0])
+	usage(io.Stderr)
+	return ExitUsage
+}
+
+// newFlags makes a flag set whose errors and help go to stderr/stdout.
+func newFlags(io IO, name, use, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: eventpipe %s\n\n%s\n\nFlags:\n", use, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; it returns an exit code and false when the command
+// should stop (help asked, or bad flags).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func registry(io IO) *runner.Registry {
+	if io.Registry != nil {
+		return io.Registry()
+	}
+	return runner.NewRegistry()
+}
+
+// loadConfig loads and fully validates a pipeline file. On error it prints
+// every problem and returns nil.
+func loadConfig(io IO, path string) *config.Config {
+	cfg, err := config.Load(path, io.Env)
+	if err == nil {
+		err = registry(io).Validate(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(io.Stderr, err)
+		return nil
+	}
+	return cfg
+}
+
+func cmdVersion(_ context.Context, io IO, _ []string) int {
+	fmt.Fprintf(io.Stdout, "eventpipe %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return ExitOK
+}
+
+func cmdValidate(_ context.Context, io IO, args []string) int {
+	fs := newFlags(io, "validate", "validate -c pipeline.yaml", "Check a pipeline file: YAML, keys, types, patterns, routes, outputs, plugin files.\nEvery error is reported as file:line:col: message. Environment overrides apply.")
+	path := fs.String("c", "pipeline.yaml", "pipeline file")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if loadConfig(io, *path) == nil {
+		return ExitUsage
+	}
+	fmt.Fprintf(io.Stdout, "%s: ok\n", *path)
+	return ExitOK
+}
+
+func cmdRun(ctx context.Context, io IO, args []string) int {
+	fs := newFlags(io, "run", "run -c pipeline.yaml [--input FILE|-]...",
+		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output;\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.")
+	path := fs.String("c", "pipeline.yaml", "pipeline file")
+	var inputs stringList
+	fs.Var(&inputs, "input", "add a JSON-lines input: a file, or - for stdin (repeatable)")
+	drain := fs.Duration("drain-timeout", 0, "bound on the flush at shutdown (default 30s)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(io.Stderr, "eventpipe run: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	cfg := loadConfig(io, *path)
+	if cfg == nil {
+		return ExitUsage
+	}
+	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
+	r, err := runner.New(cfg, runner.Options{
+		Registry: registry(io), Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
+		Inputs: inputs, DrainTimeout: *drain,
+	})
+	if err != nil {
+		fmt.Fprintln(io.Stderr, err)
+		return ExitUsage
+	}
+	sigs := io.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					reload(ctx, io, r, *path, log)
+					continue
+				}
+				log.Info("stopping: draining the buffer and flushing outputs", "signal", s.String())
+				cancel()
+				return
+			}
+		}
+	}()
+	sum, err := r.Run(ctx)
+	fmt.Fprintln(io.Stderr, sum.String())
+	if err != nil {
+		log.Error("run failed", "err", err)
+		return ExitRuntime
+	}
+	if sum.Lost > 0 {
+		return ExitRuntime
+	}
+	return ExitOK
+}
+
+func reload(ctx context.Context, io IO, r *runner.Runner, path string, log *slog.Logger) {
+	cfg, err := config.Load(path, io.Env)
+	if err == nil {
+		err = r.Reload(ctx, cfg)
+	}
+	if err != nil {
+		log.Error("reload refused; still running on the previous configuration", "file", path, "err", err)
+		return
+	}
+	log.Info("configuration reloaded", "file", path)
+}

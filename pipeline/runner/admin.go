@@ -1,0 +1,191 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/ingest"
+)
+
+// Health is the body of GET /health/events.
+type Health struct {
+	Enabled     bool                    `json:"enabled"`
+	State       string                  `json:"state"`
+	Healthy     bool                    `json:"healthy"`
+	QueueDepth  int                     `json:"queue_depth"`
+	HighWater   int                     `json:"queue_high_water"`
+	Bus         pipeline.Stats          `json:"bus"`
+	Dropped     map[string]uint64       `json:"dropped"`
+	Rejected    uint64                  `json:"rejected_input"`
+	DeadLetters uint64                  `json:"dead_lettered"`
+	Outputs     map[string]OutputHealth `json:"outputs"`
+}
+
+// OutputHealth describes one output.
+type OutputHealth struct {
+	Exported    uint64    `json:"exported"`
+	Failed      uint64    `json:"failed"`
+	Batches     uint64    `json:"batches"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Healthy     bool      `json:"healthy"`
+}
+
+// Health reports the runner's state. It is unhealthy when not running or
+// when an output's most recent batch failed.
+func (r *Runner) Health() Health {
+	bs := r.bus.Stats()
+	sum := r.Summary()
+	h := Health{
+		Enabled: bs.Enabled, State: r.state.Load().(string), QueueDepth: bs.QueueDepth, HighWater: bs.HighWater,
+		Bus: bs, Dropped: sum.Dropped, Rejected: sum.Rejected, DeadLetters: sum.DeadLettered,
+		Outputs: map[string]OutputHealth{},
+	}
+	h.Healthy = h.State == "running"
+	r.mu.RLock()
+	for _, o := range r.flow.outputs {
+		o.stats.mu.Lock()
+		oh := OutputHealth{
+			Exported: o.stats.exported.Load(), Failed: o.stats.failed.Load(), Batches: o.stats.batches.Load(),
+			LastError: o.stats.lastErr, LastErrorAt: o.stats.lastErrAt,
+			Healthy: o.stats.lastErrAt.IsZero() || o.stats.lastOK.After(o.stats.lastErrAt),
+		}
+		o.stats.mu.Unlock()
+		h.Healthy = h.Healthy && oh.Healthy
+		h.Outputs[o.name] = oh
+	}
+	r.mu.RUnlock()
+	return h
+}
+
+// AdminAddr is the admin server's bound address once AdminReady is closed
+// (nil when admin is off).
+func (r *Runner) AdminAddr() net.Addr {
+	a, _ := r.adminAddr.Load().(net.Addr)
+	return a
+}
+
+// AdminReady is closed once the admin server listens (or is off).
+func (r *Runner) AdminReady() <-chan struct{} { return r.adminReady }
+
+func (r *Runner) adminServer() (*http.Server, net.Listener, error) {
+	addr := r.cfg.Admin.Listen
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port) // loopback unless a host is named
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin: %w", err)
+	}
+	r.adminAddr.Store(ln.Addr())
+	close(r.adminReady)
+	return &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
+
+// AdminHandler serves the admin API:
+//
+//	GET  /health/events   health JSON (503 when unhealthy)
+//	GET  /metrics         Prometheus metrics
+//	POST /events/enable, POST /events/disable, PUT /events/enabled {"enabled":bool}
+//	POST /events          ingest, as the HTTP source (for eventpipe emit)
+//	GET  /tail?pattern=P  JSON lines of events passing the stages, live
+func (r *Runner) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health/events", func(w http.ResponseWriter, _ *http.Request) {
+		h := r.Health()
+		status := http.StatusOK
+		if !h.Healthy {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, h)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
+	setEnabled := func(on bool) {
+		r.bus.SetEnabled(on)
+		r.log.Info("events toggled at run time", "enabled", on)
+	}
+	mux.HandleFunc("POST /events/enable", func(w http.ResponseWriter, _ *http.Request) {
+		setEnabled(true)
+		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
+	})
+	mux.HandleFunc("POST /events/disable", func(w http.ResponseWriter, _ *http.Request) {
+		setEnabled(false)
+		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
+	})
+	mux.HandleFunc("PUT /events/enabled", func(w http.ResponseWriter, req *http.Request) {
+		var body struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&body); err != nil || body.Enabled == nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"enabled": true|false}`})
+			return
+		}
+		setEnabled(*body.Enabled)
+		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
+	})
+	mux.Handle("POST /events", ingest.NewHTTP(ingest.HTTPConfig{Listen: "127.0.0.1:0"}, r.cfg.Events.MaxEventSize).Handler(r))
+	mux.HandleFunc("GET /tail", r.serveTail)
+	return mux
+}
+
+func (r *Runner) serveTail(w http.ResponseWriter, req *http.Request) {
+	pattern := req.URL.Query().Get("pattern")
+	if pattern == "" {
+		pattern = "*"
+	}
+	sub, err := r.tap.Subscribe(pattern, pipeline.SubscribeOptions{QueueSize: 1024})
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	r.tapUsers.Add(1)
+	defer func() {
+		r.tapUsers.Add(-1)
+		sub.Unsubscribe()
+	}()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	var buf []byte
+	for {
+		ev, err := sub.Next(req.Context())
+		if err != nil {
+			return
+		}
+		buf = append(ev.AppendJSON(buf[:0]), '\n')
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		// Write what is queued before flushing, so a burst is one flush.
+		for {
+			more, ok := sub.TryNext()
+			if !ok {
+				break
+			}
+			buf = append(more.AppendJSON(buf[:0]), '\n')
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
