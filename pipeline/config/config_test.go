@@ -1,0 +1,227 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestBrokenConfigReportsEveryErrorWithPosition(t *testing.T) {
+	_, err := config.Load("testdata/broken.yaml", noEnv)
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want config.Errors, got %v", err)
+	}
+	for _, e := range errs {
+		if e.Line == 0 || e.File != "testdata/broken.yaml" {
+			t.Errorf("error without position: %v", e)
+		}
+	}
+	golden(t, "testdata/broken.golden", []byte(err.Error()+"\n"))
+}
+
+func TestDefaultPipelineFileIsValid(t *testing.T) {
+	c, err := config.Load("../../pipeline.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Sanitize.Enabled || !c.Sanitize.Secrets || !c.Events.Enabled {
+		t.Errorf("the default pipeline must sanitize: %+v", c.Sanitize)
+	}
+}
+
+func TestEmptyFileMeansDefaults(t *testing.T) {
+	c, err := config.Parse("empty.yaml", nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := config.Default()
+	if c.Events != d.Events || c.DeadLetter != d.DeadLetter {
+		t.Errorf("got %+v", c.Events)
+	}
+}
+
+func TestYAMLSyntaxError(t *testing.T) {
+	_, err := config.Parse("bad.yaml", []byte("events:\n  enabled: true\n bad: [\n"), noEnv)
+	if err == nil || !strings.HasPrefix(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "YAML syntax") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	src := []byte(`
+export:
+  out:
+    type: file
+    path: x.jsonl
+route:
+  default: [out]
+`)
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, c *config.Config)
+		err   string
+	}{
+		{"llmspell names", map[string]string{
+			"LLMSPELL_EVENTS_ENABLED": "false", "LLMSPELL_EVENTS_BUFFER_SIZE": "42",
+			"LLMSPELL_EVENTS_EMIT_TIMING_EVENTS": "false", "LLMSPELL_EVENTS_EMIT_STATE_EVENTS": "true",
+			"LLMSPELL_EVENTS_EMIT_DEBUG_EVENTS": "true", "LLMSPELL_EVENTS_MAX_EVENTS_PER_SECOND": "250",
+			"LLMSPELL_EVENTS_FILTERING_INCLUDE_TYPES": "agent.*, tool.*", "LLMSPELL_EVENTS_FILTERING_EXCLUDE_TYPES": "*.debug",
+		}, func(t *testing.T, c *config.Config) {
+			e := c.Events
+			if e.Enabled || e.BufferSize != 42 || e.EmitTimingEvents || !e.EmitStateEvents || !e.EmitDebugEvents || e.MaxEventsPerSecond != 250 {
+				t.Errorf("events %+v", e)
+			}
+			if diff := cmp.Diff([]string{"agent.*", "tool.*"}, c.Filter.IncludeTypes); diff != "" {
+				t.Error(diff)
+			}
+			if diff := cmp.Diff([]string{"*.debug"}, c.Filter.ExcludeTypes); diff != "" {
+				t.Error(diff)
+			}
+		}, ""},
+		{"eventpipe wins", map[string]string{"LLMSPELL_EVENTS_BUFFER_SIZE": "42", "EVENTPIPE_BUFFER_SIZE": "77"},
+			func(t *testing.T, c *config.Config) {
+				if c.Events.BufferSize != 77 {
+					t.Errorf("buffer %d", c.Events.BufferSize)
+				}
+			}, ""},
+		{"exports", map[string]string{
+			"LLMSPELL_EVENTS_EXPORT_STDOUT": "true", "LLMSPELL_EVENTS_EXPORT_FILE": "/tmp/ev.jsonl",
+			"LLMSPELL_EVENTS_EXPORT_WEBHOOK": "https://hooks.example.com/x", "LLMSPELL_EVENTS_EXPORT_PRETTY_JSON": "true",
+		}, func(t *testing.T, c *config.Config) {
+			var names []string
+			for _, o := range c.Outputs {
+				names = append(names, o.Name+":"+o.Type)
+			}
+			if diff := cmp.Diff([]string{"out:file", "stdout:stdout", "file:file", "webhook:webhook"}, names); diff != "" {
+				t.Error(diff)
+			}
+			if diff := cmp.Diff([]string{"out", "stdout", "file", "webhook"}, c.Route.Default); diff != "" {
+				t.Error(diff)
+			}
+		}, ""},
+		{"stdout off removes it", map[string]string{"LLMSPELL_EVENTS_EXPORT_STDOUT": "true", "EVENTPIPE_EXPORT_STDOUT": "false"},
+			func(t *testing.T, c *config.Config) {
+				if c.OutputIndex("stdout") >= 0 {
+					t.Error("stdout still there")
+				}
+			}, ""},
+		{"bad bool", map[string]string{"LLMSPELL_EVENTS_ENABLED": "maybe"}, nil, `LLMSPELL_EVENTS_ENABLED="maybe": want true or false`},
+		{"bad int", map[string]string{"EVENTPIPE_BUFFER_SIZE": "big"}, nil, `EVENTPIPE_BUFFER_SIZE="big"`},
+		{"bad pattern", map[string]string{"LLMSPELL_EVENTS_FILTERING_INCLUDE_TYPES": "agent.["}, nil, "LLMSPELL_EVENTS_FILTERING_INCLUDE_TYPES"},
+		{"bad rate", map[string]string{"LLMSPELL_EVENTS_MAX_EVENTS_PER_SECOND": "-1"}, nil, "MAX_EVENTS_PER_SECOND"},
+		{"bad webhook", map[string]string{"LLMSPELL_EVENTS_EXPORT_WEBHOOK": "ftp://x"}, nil, "EXPORT_WEBHOOK"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse("p.yaml", src, envOf(tc.env))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestBusConfig(t *testing.T) {
+	c, err := config.Parse("p.yaml", []byte("events:\n  overflow: reject\n  max_events_per_second: 10\n  burst: 3\nfilter:\n  exclude_types: [\"*.debug\"]\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := c.BusConfig()
+	if bc.Overflow != pipeline.Reject || bc.Burst != 3 || bc.MaxEventsPerSecond != 10 || bc.Filter.ExcludeTypes[0] != "*.debug" {
+		t.Errorf("%+v", bc)
+	}
+	if err := bc.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	files, _ := filepath.Glob("testdata/migrate/*.toml")
+	if len(files) != 4 {
+		t.Fatalf("want the 4 documented patterns, got %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := config.Migrate(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, strings.TrimSuffix(f, ".toml")+".yaml", y)
+			// The result is a valid pipeline.
+			if _, err := config.Parse(f+".yaml", y, noEnv); err != nil {
+				t.Errorf("migrated config does not validate:\n%v", err)
+			}
+		})
+	}
+	if _, err := config.Migrate([]byte("[events]\nenabled = true\nflavour = 3\n")); err == nil || !strings.Contains(err.Error(), "events.flavour") {
+		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/broken.yaml", "../../pipeline.yaml"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("events: [1, 2]\nexport: 3\n"))
+	f.Add([]byte("route:\n  rules:\n    - types: x\n      to: y\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := config.Parse("fuzz.yaml", b, noEnv)
+		if err != nil {
+			var errs config.Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error is not config.Errors: %v", err)
+			}
+			return
+		}
+		_ = c.BusConfig()
+	})
+}

@@ -1,0 +1,191 @@
+package stage_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
+)
+
+func TestFilterConditions(t *testing.T) {
+	ev := pipeline.Event{Type: "agent.completed", Source: "researcher", Tags: []string{"prod", "eu"},
+		Data: json.RawMessage(`{"level":"high","score":7,"user":{"id":"u1","name":"Ann"},"ok":true,"list":[1,2]}`)}
+	tests := []struct {
+		cond stage.Condition
+		keep bool
+	}{
+		{stage.Condition{"data.level", "eq", "high"}, true},
+		{stage.Condition{"data.level", "eq", "low"}, false},
+		{stage.Condition{"data.level", "ne", "low"}, true},
+		{stage.Condition{"data.missing", "ne", "x"}, true},
+		{stage.Condition{"data.score", "gt", 5}, true},
+		{stage.Condition{"data.score", "gte", 7}, true},
+		{stage.Condition{"data.score", "lt", 7}, false},
+		{stage.Condition{"data.score", "lte", 7.0}, true},
+		{stage.Condition{"data.level", "gt", 5}, false},
+		{stage.Condition{"data.user.id", "exists", nil}, true},
+		{stage.Condition{"data.user.age", "exists", nil}, false},
+		{stage.Condition{"data.user.age", "not_exists", nil}, true},
+		{stage.Condition{"data.user.name", "regex", "^A"}, true},
+		{stage.Condition{"data.user.name", "not_regex", "^A"}, false},
+		{stage.Condition{"data.level", "in", []any{"low", "high"}}, true},
+		{stage.Condition{"data.ok", "eq", true}, true},
+		{stage.Condition{"data.list", "eq", []any{1, 2}}, true},
+		{stage.Condition{"source", "eq", "researcher"}, true},
+		{stage.Condition{"type", "regex", `\.completed$`}, true},
+		{stage.Condition{"tags", "in", []any{"eu"}}, true},
+		{stage.Condition{"tags", "in", []any{"us"}}, false},
+		{stage.Condition{"language", "exists", nil}, false},
+	}
+	for _, tc := range tests {
+		f, err := stage.NewFilter(stage.FilterConfig{Conditions: []stage.Condition{tc.cond}})
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.cond, err)
+		}
+		if got, _ := f.Keep(&ev); got != tc.keep {
+			t.Errorf("%s %s %v: keep=%v, want %v", tc.cond.Field, tc.cond.Op, tc.cond.Value, got, tc.keep)
+		}
+	}
+	for _, bad := range []stage.Condition{{"nope", "eq", 1}, {"data.x", "like", 1}, {"data.x", "regex", "("}, {"data.x", "in", 3}, {"data.x", "gt", true}} {
+		if _, err := stage.NewFilter(stage.FilterConfig{Conditions: []stage.Condition{bad}}); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+func TestFilterProcessMarksDrops(t *testing.T) {
+	f, _ := stage.NewFilter(stage.FilterConfig{ExcludeTypes: []string{"*.debug"}, Conditions: []stage.Condition{{"data.keep", "eq", true}}})
+	var b pipeline.Batch
+	b.Reset([]pipeline.Event{
+		{Type: "a.debug", Data: json.RawMessage(`{"keep":true}`)},
+		{Type: "a.b", Data: json.RawMessage(`{"keep":true}`)},
+		{Type: "a.b", Data: json.RawMessage(`{"keep":false}`)},
+	})
+	if err := f.Process(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.Verdict{pipeline.Drop, pipeline.Keep, pipeline.Drop}
+	for i, v := range want {
+		if b.Verdicts[i] != v {
+			t.Errorf("event %d: %v, want %v (%s)", i, b.Verdicts[i], v, b.Reasons[i])
+		}
+	}
+	if b.Stages[0] != "filter" || !strings.Contains(b.Reasons[2], "data.keep") {
+		t.Errorf("reasons %q stages %q", b.Reasons, b.Stages)
+	}
+}
+
+func TestSanitizeStrings(t *testing.T) {
+	s, err := stage.NewSanitize(stage.DefaultSanitizeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ in, want string }{
+		{"nothing to see", "nothing to see"},
+		{"key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX here", "key [REDACTED] here"},
+		{"Authorization: Bearer abc.def-ghi_jkl123", "Authorization: Bearer [REDACTED]"},
+		{"jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_nature", "jwt [REDACTED]"},
+		{"postgres://admin:s3cr3t@db:5432/app", "postgres://admin:[REDACTED]@db:5432/app"},
+		{"aws AKIAIOSFODNN7EXAMPLE", "aws [REDACTED]"},
+		{"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key=[REDACTED]"},
+		{"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "[REDACTED]"},
+		{"login failed password=hunter2 for bob", "login failed password=[REDACTED] for bob"},
+		{"gh token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh token [REDACTED]"},
+		{"open /home/alice/src/app/../x.txt failed", "open ~/src/x.txt failed"},
+		{"/Users/bob/Library/a", "~/Library/a"},
+		{"cd /root/.ssh", "cd ~/.ssh"},
+		{`C:\Users\carol\AppData\x.json`, `~\AppData\x.json`},
+		{"/var/lib/./app//data/../logs", "/var/lib/app/logs"},
+		{"a/b ratio and /etc/hosts", "a/b ratio and /etc/hosts"},
+	}
+	for _, tc := range tests {
+		if got := s.String(tc.in); got != tc.want {
+			t.Errorf("String(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSanitizeEventData(t *testing.T) {
+	cfg := stage.DefaultSanitizeConfig()
+	cfg.DenyFields = append(cfg.DenyFields, "email")
+	cfg.AllowFields = []string{"secret"}
+	cfg.HashFields = []string{"user_id"}
+	cfg.HashKey = []byte("k")
+	cfg.ExtraPatterns = []string{`ACME-\d{4}`}
+	s, err := stage.NewSanitize(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := pipeline.Event{Type: "a.b", Source: "/home/zed/bin/agent",
+		Data: json.RawMessage(`{"Email":"a@b.c","secret":"kept","nested":[{"password":"x","note":"code ACME-1234"}],"user_id":"u-1","n":1.50}`)}
+	changed, err := s.Event(&ev)
+	if err != nil || !changed {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(ev.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["Email"]; ok {
+		t.Error("denied field kept")
+	}
+	if got["secret"] != "kept" {
+		t.Error("allowed field removed")
+	}
+	nested := got["nested"].([]any)[0].(map[string]any)
+	if _, ok := nested["password"]; ok || nested["note"] != "code [REDACTED]" {
+		t.Errorf("nested %v", nested)
+	}
+	if h, _ := got["user_id"].(string); !strings.HasPrefix(h, "hmac-sha256:") || len(h) != len("hmac-sha256:")+32 {
+		t.Errorf("hash %q", got["user_id"])
+	}
+	if !strings.Contains(string(ev.Data), `"n":1.50`) {
+		t.Errorf("number not kept exactly: %s", ev.Data)
+	}
+	if ev.Source != "~/bin/agent" {
+		t.Errorf("source %q", ev.Source)
+	}
+	// Same key, same value, same hash; another key, another hash.
+	ev2 := pipeline.Event{Type: "a.b", Data: json.RawMessage(`{"user_id":"u-1"}`)}
+	_, _ = s.Event(&ev2)
+	if !strings.Contains(string(ev2.Data), got["user_id"].(string)) {
+		t.Error("hash not stable")
+	}
+	clean := pipeline.Event{Type: "a.b", Data: json.RawMessage(`{"tokens": 12, "ok": true}`)}
+	before := string(clean.Data)
+	if changed, _ := s.Event(&clean); changed || string(clean.Data) != before {
+		t.Errorf("clean event rewritten: %s", clean.Data)
+	}
+	if _, err := stage.NewSanitize(stage.SanitizeConfig{HashFields: []string{"x"}}); err == nil {
+		t.Error("hash fields without key accepted")
+	}
+}
+
+func TestRouter(t *testing.T) {
+	r, err := stage.NewRouter([]stage.RouteRule{
+		{Types: []string{"security.*"}, To: []int{1}, Continue: true},
+		{Types: []string{"security.*", "error.*"}, To: []int{2}},
+		{Types: []string{"agent.*"}, To: []int{0}},
+	}, []int{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, want := range map[string]uint64{"security.x": 0b110, "error.y": 0b100, "agent.z": 0b001, "tool.q": 0b1000} {
+		if got := r.Route(typ); got != want {
+			t.Errorf("%s: %b, want %b", typ, got, want)
+		}
+	}
+	noDefault, _ := stage.NewRouter([]stage.RouteRule{{Types: []string{"a.*"}, To: []int{0}}}, nil)
+	var b pipeline.Batch
+	b.Reset([]pipeline.Event{{Type: "a.b"}, {Type: "c.d"}})
+	_ = noDefault.Process(context.Background(), &b)
+	if b.Verdicts[0] != pipeline.Keep || b.Verdicts[1] != pipeline.Drop || !strings.Contains(b.Reasons[1], "unrouted") {
+		t.Errorf("verdicts %v reasons %q", b.Verdicts, b.Reasons)
+	}
+	if _, err := stage.NewRouter(nil, []int{64}); err == nil {
+		t.Error("index 64 accepted")
+	}
+}
