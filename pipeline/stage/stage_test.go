@@ -189,3 +189,39 @@ func TestRouter(t *testing.T) {
 		t.Error("index 64 accepted")
 	}
 }
+
+func FuzzSanitizeData(f *testing.F) {
+	for _, s := range []string{`{"a":"/home/x/../y","password":"p","list":[1,"Bearer abcdefghijk",{"Email":"e"}]}`,
+		`{"k":"token=abc","n":-1.5e3,"t":true,"z":null,"esc":"a\"b\\c\u00e9"}`, `"just a string /root/x"`, `[]`, `{}`} {
+		f.Add([]byte(s))
+	}
+	cfg := stage.DefaultSanitizeConfig()
+	cfg.DenyFields = append(cfg.DenyFields, "email")
+	cfg.HashFields, cfg.HashKey = []string{"user"}, []byte("k")
+	s, err := stage.NewSanitize(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		ev := pipeline.Event{Type: "a.b", Data: append(json.RawMessage(nil), data...)}
+		changed, err := s.Event(&ev)
+		if err != nil {
+			t.Fatalf("valid JSON refused: %v: %s", err, data)
+		}
+		if !json.Valid(ev.Data) {
+			t.Fatalf("sanitized data is not JSON: %s -> %s", data, ev.Data)
+		}
+		if !changed && string(ev.Data) != string(data) {
+			t.Fatalf("unchanged but different: %s -> %s", data, ev.Data)
+		}
+		// Sanitizing is idempotent.
+		again := ev
+		again.Data = append(json.RawMessage(nil), ev.Data...)
+		if _, err := s.Event(&again); err != nil || string(again.Data) != string(ev.Data) {
+			t.Fatalf("not idempotent: %s -> %s -> %s", data, ev.Data, again.Data)
+		}
+	})
+}
