@@ -85,7 +85,6 @@ var secretRules = []struct {
 	{`(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s&,;"']+`, "${1}${2}$R", []string{"password", "passwd", "pwd", "secret", "token", "api"}},
 }
 
-
 // NewSanitize compiles cfg.
 func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	if cfg.Replacement == "" {
