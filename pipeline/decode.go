@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,7 +69,7 @@ type wireEvent struct {
 	Type          string          `json:"type"`
 	Time          string          `json:"time"`
 	Source        string          `json:"source"`
-	Sequence      uint64          `json:"sequence"`
+	Sequence      json.RawMessage `json:"sequence"` // a number; CloudEvents' sequence extension is a string
 	CorrelationID string          `json:"correlation_id"`
 	CausationID   string          `json:"causation_id"`
 	Tags          []string        `json:"tags"`
@@ -145,7 +146,6 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		shape = ShapeLLMSpell
 		ev.SchemaVersion = w.SchemaVersion
 		ev.Type = w.EventType
-		ev.Sequence = w.Sequence
 		ev.Language = strings.ToLower(w.Language)
 		ev.Data = w.Data
 		timeField, timeText = "timestamp", w.Timestamp
@@ -155,13 +155,21 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	default:
 		shape = ShapeEventpipe
 		ev.SchemaVersion = w.SchemaVersion
-		ev.Type, ev.Source, ev.Sequence = w.Type, w.Source, w.Sequence
+		ev.Type, ev.Source = w.Type, w.Source
 		ev.CorrelationID, ev.CausationID = w.CorrelationID, w.CausationID
 		ev.Tags, ev.Language, ev.Data = w.Tags, w.Language, w.Data
 		timeField, timeText = "time", w.Time
 	}
 	if ev.SchemaVersion == "" {
 		ev.SchemaVersion = SchemaVersion
+	}
+	if len(w.Sequence) > 0 && string(w.Sequence) != "null" {
+		seq := bytes.Trim(w.Sequence, `"`)
+		n, err := strconv.ParseUint(string(seq), 10, 64)
+		if err != nil {
+			return Event{}, shape, &DecodeError{Field: "sequence", Reason: "want a non-negative integer, got " + string(w.Sequence)}
+		}
+		ev.Sequence = n
 	}
 	if id, err := decodeID(w.ID); err != nil {
 		return Event{}, shape, err
