@@ -41,6 +41,8 @@ type IO struct {
 	Registry func() *runner.Registry
 	// Signals, if set, replaces os/signal (tests send their own).
 	Signals <-chan os.Signal
+	// OnRunner, if set, is called with the runner before it runs.
+	OnRunner func(*runner.Runner)
 }
 
 // OS returns the process's streams and environment.
@@ -205,6 +207,9 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	if err != nil {
 		fmt.Fprintln(io.Stderr, err)
 		return ExitUsage
+	}
+	if io.OnRunner != nil {
+		io.OnRunner(r)
 	}
 	sigs := io.Signals
 	if sigs == nil {

@@ -74,8 +74,7 @@ func (r *Runner) AdminAddr() net.Addr {
 // AdminReady is closed once the admin server listens (or is off).
 func (r *Runner) AdminReady() <-chan struct{} { return r.adminReady }
 
-func (r *Runner) adminServer() (*http.Server, net.Listener, error) {
-	addr := r.cfg.Admin.Listen
+func (r *Runner) adminServer(addr string) (*http.Server, net.Listener, error) {
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		addr = net.JoinHostPort("127.0.0.1", port) // loopback unless a host is named
 	}
@@ -129,7 +128,7 @@ func (r *Runner) AdminHandler() http.Handler {
 		setEnabled(*body.Enabled)
 		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
 	})
-	mux.Handle("POST /events", ingest.NewHTTP(ingest.HTTPConfig{Listen: "127.0.0.1:0"}, r.cfg.Events.MaxEventSize).Handler(r))
+	mux.Handle("POST /events", ingest.NewHTTP(ingest.HTTPConfig{Listen: "127.0.0.1:0"}, r.config().Events.MaxEventSize).Handler(r))
 	mux.HandleFunc("GET /tail", r.serveTail)
 	return mux
 }

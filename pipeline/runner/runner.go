@@ -387,6 +387,13 @@ func (r *Runner) Reject(_ context.Context, rj pipeline.Rejected) {
 	}})
 }
 
+// config is the configuration in force.
+func (r *Runner) config() *config.Config {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cfg
+}
+
 // Bus is the runner's bus (for embedding and tests).
 func (r *Runner) Bus() *pipeline.Bus { return r.bus }
 
@@ -395,8 +402,9 @@ func (r *Runner) Bus() *pipeline.Bus { return r.bus }
 // flushes the buffer through the stages and every exporter within the drain
 // timeout, and returns the summary.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
-	mode, _ := config.ParseMode(r.cfg.DeadLetter.Mode)
-	dlq, err := export.OpenDeadLetter(r.cfg.Resolve(r.cfg.DeadLetter.Path), mode)
+	cfg := r.config()
+	mode, _ := config.ParseMode(cfg.DeadLetter.Mode)
+	dlq, err := export.OpenDeadLetter(cfg.Resolve(cfg.DeadLetter.Path), mode)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -408,11 +416,12 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return Summary{}, err
 	}
 	r.state.Store("running")
+	r.log.Info("pipeline running", "sources", len(r.sources), "stages", len(r.flow.stages), "outputs", len(r.flow.outputs), "dead_letter", dlq.Path())
 	var g run.Group
 	srcCtx, srcCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return r.runSources(ctx, srcCtx) }, func(error) { srcCancel() })
-	if r.cfg.Admin.Listen != "" {
-		srv, ln, err := r.adminServer()
+	if cfg.Admin.Listen != "" {
+		srv, ln, err := r.adminServer(cfg.Admin.Listen)
 		if err != nil {
 			srcCancel()
 			r.shutdownOutputs(r.flow.outputs)
@@ -475,6 +484,8 @@ func (r *Runner) shutdownOutputs(outs []*output) error {
 // sources are finite, when all have finished; a source's error is logged
 // and ends the run only when no other source remains.
 func (r *Runner) runSources(ctx, srcCtx context.Context) error {
+	srcCtx, cancel := context.WithCancel(srcCtx)
+	defer cancel()
 	finite := len(r.sources) > 0
 	for _, s := range r.sources {
 		finite = finite && s.Finite()
@@ -495,6 +506,7 @@ func (r *Runner) runSources(ctx, srcCtx context.Context) error {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-ctx.Done():
+		cancel()
 		<-done
 		return nil
 	case <-srcCtx.Done():

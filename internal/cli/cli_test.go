@@ -1,0 +1,617 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventpipe/eventpipe/internal/cli"
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/export"
+	"github.com/eventpipe/eventpipe/pipeline/runner"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	return runIO(t, cli.IO{}, env, stdin, args...)
+}
+
+func runIO(t *testing.T, io cli.IO, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	io.Stdin, io.Stdout, io.Stderr = strings.NewReader(stdin), &out, &errb
+	io.Env = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	code := cli.Main(args, io)
+	return result{code, out.String(), errb.String()}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// fileConfig is a pipeline writing every event to out.jsonl in dir.
+func fileConfig(t *testing.T, dir, extra string) string {
+	return writeFile(t, dir, "pipeline.yaml", `
+events:
+  buffer_size: 1000
+  batch_size: 64
+sanitize:
+  enabled: true
+route:
+  default: [out]
+export:
+  out:
+    type: file
+    path: out.jsonl
+dead_letter:
+  path: dead.jsonl
+`+extra)
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	if r := run(t, nil, "", "--help"); r.code != 0 || !strings.Contains(r.stdout, "eventpipe run") {
+		t.Errorf("--help: %+v", r)
+	}
+	if r := run(t, nil, ""); r.code != 2 {
+		t.Errorf("no args: %d", r.code)
+	}
+	if r := run(t, nil, "", "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("unknown: %+v", r)
+	}
+	for _, verb := range []string{"run", "validate", "emit", "tail", "migrate", "bench", "dlq"} {
+		r := run(t, nil, "", verb, "--help")
+		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "Usage: eventpipe "+verb) {
+			t.Errorf("%s --help: %+v", verb, r)
+		}
+	}
+	if r := run(t, nil, "", "run", "--bogus"); r.code != 2 {
+		t.Errorf("bad flag: %d", r.code)
+	}
+	if r := run(t, nil, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "eventpipe ") {
+		t.Errorf("version: %+v", r)
+	}
+}
+
+func TestValidateReportsAllErrorsWithPositions(t *testing.T) {
+	r := run(t, nil, "", "validate", "-c", "../../pipeline/config/testdata/broken.yaml")
+	if r.code != 2 {
+		t.Fatalf("exit %d", r.code)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	pos := regexp.MustCompile(`^\.\./\.\./pipeline/config/testdata/broken\.yaml:\d+:\d+: `)
+	for _, l := range lines {
+		if !pos.MatchString(l) {
+			t.Errorf("line without file:line:col: %q", l)
+		}
+	}
+	if len(lines) < 10 {
+		t.Errorf("only %d errors reported:\n%s", len(lines), r.stderr)
+	}
+	if r := run(t, nil, "", "validate", "-c", "../../pipeline.yaml"); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+		t.Errorf("default pipeline: %+v", r)
+	}
+	// Output settings are validated by their kind, with positions.
+	dir := t.TempDir()
+	p := writeFile(t, dir, "p.yaml", "route:\n  default: [hook]\nexport:\n  hook:\n    type: webhook\n    url: http://example.com/x\n    colour: red\n")
+	r = run(t, nil, "", "validate", "-c", p)
+	if r.code != 2 || !strings.Contains(r.stderr, "p.yaml:7:5: export.hook.colour: unknown key") {
+		t.Errorf("kind settings: %+v", r)
+	}
+	p = writeFile(t, dir, "q.yaml", "route:\n  default: [hook]\nexport:\n  hook:\n    type: webhook\n    url: http://example.com/x\n")
+	if r := run(t, nil, "", "validate", "-c", p); r.code != 2 || !strings.Contains(r.stderr, "plain http") {
+		t.Errorf("http policy: %+v", r)
+	}
+	p = writeFile(t, dir, "r.yaml", "filter:\n  plugins:\n    - path: nope.wasm\n")
+	if r := run(t, nil, "", "validate", "-c", p); r.code != 2 || !strings.Contains(r.stderr, "r.yaml:3:") || !strings.Contains(r.stderr, "no such file") {
+		t.Errorf("missing plugin: %+v", r)
+	}
+}
+
+func TestRunDefaultPipelineOverSamples(t *testing.T) {
+	dir := t.TempDir()
+	// The default pipeline, with its outputs in a temporary directory.
+	src, _ := os.ReadFile("../../pipeline.yaml")
+	cfg := writeFile(t, dir, "pipeline.yaml", string(src))
+	r := run(t, nil, "", "run", "-c", cfg, "--input", "../../testdata/events.jsonl")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	out := r.stdout
+	for _, secret := range []string{"hunter2", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX", "AKIAIOSFODNN7EXAMPLE", "/home/alice", "correct horse", "alice@example.com", "eyJhbGciOiJIUzI1NiJ9"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("secret %q reached stdout", secret)
+		}
+	}
+	if strings.Contains(out, "agent.debug") || strings.Contains(out, "agent.heartbeat") {
+		t.Error("filtered events exported")
+	}
+	if n := strings.Count(out, "\n"); n != 9 {
+		t.Errorf("%d events on stdout, want 9:\n%s", n, out)
+	}
+	// Bad lines are in the dead-letter file with their line numbers.
+	dead := readLines(t, filepath.Join(dir, "out", "deadletter.jsonl"))
+	if len(dead) != 2 {
+		t.Fatalf("dead letters: %v", dead)
+	}
+	var rec export.DeadLetterRecord
+	_ = json.Unmarshal([]byte(dead[0]), &rec)
+	if rec.Offset != "line 7" || rec.Stage != "ingest" || rec.Raw != "this line is not JSON" || !strings.HasSuffix(rec.Source, "events.jsonl") {
+		t.Errorf("dead letter %+v", rec)
+	}
+	_ = json.Unmarshal([]byte(dead[1]), &rec)
+	if rec.Offset != "line 9" || !strings.Contains(rec.Reason, "dotted") {
+		t.Errorf("dead letter %+v", rec)
+	}
+	audit := readLines(t, filepath.Join(dir, "out", "audit.jsonl"))
+	if len(audit) != 3 {
+		t.Errorf("audit has %d events, want 3 (security, error, failed)", len(audit))
+	}
+	if !strings.Contains(r.stderr, "eventpipe: accepted 9,") || !strings.Contains(r.stderr, "dead-lettered 2") {
+		t.Errorf("summary: %s", r.stderr)
+	}
+}
+
+func TestLLMSpellEnabledFalseExportsNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "")
+	in := writeFile(t, dir, "in.jsonl", "{\"type\":\"a.b\"}\n{\"type\":\"c.d\"}\n")
+	r := run(t, map[string]string{"LLMSPELL_EVENTS_ENABLED": "false"}, "", "run", "-c", cfg, "--input", in)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if lines := readLines(t, filepath.Join(dir, "out.jsonl")); len(lines) != 0 {
+		t.Errorf("exported %v", lines)
+	}
+	if !strings.Contains(r.stderr, "events disabled=2") {
+		t.Errorf("summary does not count them: %s", r.stderr)
+	}
+	// And enabled, the same run exports both.
+	r = run(t, map[string]string{"LLMSPELL_EVENTS_ENABLED": "true"}, "", "run", "-c", cfg, "--input", in)
+	if lines := readLines(t, filepath.Join(dir, "out.jsonl")); r.code != 0 || len(lines) != 2 {
+		t.Errorf("enabled run exported %d: %s", len(lines), r.stderr)
+	}
+	if r := run(t, map[string]string{"LLMSPELL_EVENTS_BUFFER_SIZE": "many"}, "", "run", "-c", cfg, "--input", in); r.code != 2 || !strings.Contains(r.stderr, "LLMSPELL_EVENTS_BUFFER_SIZE") {
+		t.Errorf("bad env: %+v", r)
+	}
+}
+
+func TestStdinInput(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "")
+	r := run(t, nil, "{\"type\":\"a.b\"}\n{\"type\":\"a.c\"}\n{\"type\":\"a.d\"}\n", "run", "-c", cfg, "--input", "-")
+	if r.code != 0 || len(readLines(t, filepath.Join(dir, "out.jsonl"))) != 3 {
+		t.Errorf("%+v", r)
+	}
+}
+
+// slowExporter blocks until released, so the buffer fills behind it.
+type slowExporter struct {
+	mu       sync.Mutex
+	seqs     []uint64
+	entered  chan struct{}
+	release  chan struct{}
+	once     sync.Once
+	lastWait time.Duration
+}
+
+type slowConfig struct {
+	Type string `yaml:"type"`
+}
+
+func (c *slowConfig) Validate() error { return nil }
+
+func (s *slowExporter) Start(context.Context) error    { return nil }
+func (s *slowExporter) Shutdown(context.Context) error { return nil }
+func (s *slowExporter) Export(ctx context.Context, evs []pipeline.Event) error {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range evs {
+		s.seqs = append(s.seqs, e.Sequence)
+	}
+	return nil
+}
+
+func TestSIGTERMWithFullBufferLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "pipeline.yaml", `
+events:
+  buffer_size: 500
+  batch_size: 50
+sanitize:
+  enabled: false
+route:
+  default: [slow]
+export:
+  slow:
+    type: slow
+dead_letter:
+  path: dead.jsonl
+`)
+	var in strings.Builder
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&in, "{\"type\":\"load.event\",\"data\":{\"i\":%d}}\n", i)
+	}
+	input := writeFile(t, dir, "in.jsonl", in.String())
+	slow := &slowExporter{entered: make(chan struct{}), release: make(chan struct{})}
+	sigs := make(chan os.Signal, 1)
+	got := make(chan *runner.Runner, 1)
+	io := cli.IO{Signals: sigs, OnRunner: func(r *runner.Runner) { got <- r }, Registry: func() *runner.Registry {
+		reg := runner.NewRegistry()
+		runner.RegisterExporter(reg, "slow", func(*slowConfig, runner.Env) (pipeline.Exporter, error) { return slow, nil })
+		return reg
+	}}
+	done := make(chan result, 1)
+	go func() { done <- runIO(t, io, nil, "", "run", "-c", cfg, "--input", input) }()
+	rn := <-got
+	<-slow.entered
+	// The exporter holds one batch; ingest fills the buffer behind it and
+	// blocks. Wait (polling the bus's own counter) until it is full, then
+	// stop: nothing accepted may be lost.
+	deadline := time.Now().Add(10 * time.Second)
+	for rn.Bus().Stats().QueueDepth < 500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("buffer never filled: %+v", rn.Bus().Stats())
+		}
+		time.Sleep(time.Millisecond) // poll interval, not a synchronisation
+	}
+	sigs <- syscall.SIGTERM
+	close(slow.release)
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`accepted (\d+), exported (\d+)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("no summary: %s", r.stderr)
+	}
+	accepted, _ := strconv.Atoi(m[1])
+	exported, _ := strconv.Atoi(m[2])
+	if accepted != exported || accepted != len(slow.seqs) {
+		t.Fatalf("accepted %d, exported %d, exporter saw %d", accepted, exported, len(slow.seqs))
+	}
+	if accepted < 500 || accepted == 20000 {
+		t.Errorf("accepted %d: the stop did not happen with a full buffer mid-run", accepted)
+	}
+	for i, s := range slow.seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("sequence %d at position %d: events lost or reordered", s, i)
+		}
+	}
+}
+
+// flakyHook fails every request while failing is set.
+type flakyHook struct {
+	mu       sync.Mutex
+	failing  bool
+	received map[uint64]int
+}
+
+func (h *flakyHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failing {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	var batch []pipeline.Event
+	if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	for _, e := range batch {
+		h.received[e.Sequence]++
+	}
+}
+
+func TestWebhookOutageThenRecovery(t *testing.T) {
+	hook := &flakyHook{failing: true, received: map[uint64]int{}}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "pipeline.yaml", fmt.Sprintf(`
+events:
+  batch_size: 20
+  batch_linger: 0s
+sanitize:
+  enabled: false
+route:
+  default: [hook]
+export:
+  hook:
+    type: webhook
+    url: %s/ingest
+    retry:
+      max_attempts: 2
+      initial_interval: 1ms
+      max_interval: 2ms
+dead_letter:
+  path: dead.jsonl
+`, srv.URL))
+	var in strings.Builder
+	for i := 0; i < 400; i++ {
+		fmt.Fprintf(&in, "{\"type\":\"hook.event\",\"data\":{\"i\":%d}}\n", i)
+	}
+	input := writeFile(t, dir, "in.jsonl", in.String())
+	// Recover after the first failed batches have been dead-lettered.
+	go func() {
+		for {
+			b, _ := os.ReadFile(filepath.Join(dir, "dead.jsonl"))
+			if bytes.Count(b, []byte("\n")) >= 40 {
+				hook.mu.Lock()
+				hook.failing = false
+				hook.mu.Unlock()
+				return
+			}
+			time.Sleep(time.Millisecond) // polling a file written by another process-like actor
+		}
+	}()
+	r := run(t, nil, "", "run", "-c", cfg, "--input", input)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	dead := map[uint64]bool{}
+	for _, l := range readLines(t, filepath.Join(dir, "dead.jsonl")) {
+		var rec export.DeadLetterRecord
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		var ev pipeline.Event
+		_ = json.Unmarshal(rec.Event, &ev)
+		if rec.Stage != "export" || rec.Output != "hook" || !strings.Contains(rec.Reason, "503") {
+			t.Errorf("dead letter %+v", rec)
+		}
+		dead[ev.Sequence] = true
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if len(dead) == 0 || len(hook.received) == 0 {
+		t.Fatalf("dead %d, received %d: the outage or the recovery did not happen", len(dead), len(hook.received))
+	}
+	for seq := uint64(1); seq <= 400; seq++ {
+		n := hook.received[seq]
+		switch {
+		case n > 1:
+			t.Errorf("event %d delivered %d times", seq, n)
+		case n == 1 && dead[seq]:
+			t.Errorf("event %d both delivered and dead-lettered", seq)
+		case n == 0 && !dead[seq]:
+			t.Errorf("event %d lost", seq)
+		}
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	r := run(t, nil, "", "migrate", "../../pipeline/config/testdata/migrate/audit.toml")
+	if r.code != 0 || !strings.Contains(r.stdout, "siem.example.com") {
+		t.Fatalf("%+v", r)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "p.yaml")
+	if r := run(t, nil, "", "migrate", "-o", out, "../../pipeline/config/testdata/migrate/monitoring.toml"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r := run(t, nil, "", "validate", "-c", out); r.code != 0 {
+		t.Errorf("migrated file does not validate: %+v", r)
+	}
+	bad := writeFile(t, dir, "bad.toml", "[events]\nenabled = \"sure\"\n")
+	if r := run(t, nil, "", "migrate", bad); r.code != 2 {
+		t.Errorf("bad toml: %+v", r)
+	}
+}
+
+func TestDLQReplay(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "")
+	in := writeFile(t, dir, "in.jsonl", "{\"type\":\"a.b\"}\nbroken\n")
+	if r := run(t, nil, "", "run", "-c", cfg, "--input", in); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	// Simulate an export failure's record, then replay.
+	d, _ := export.OpenDeadLetter(filepath.Join(dir, "dead.jsonl"), 0)
+	ev := pipeline.Event{Type: "replayed.event", Data: json.RawMessage(`{"x":1}`)}
+	_ = d.Write(export.EventRecord(&ev, "export", "out", "was down"))
+	_ = d.Close()
+	r := run(t, nil, "", "dlq", "replay", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	out := readLines(t, filepath.Join(dir, "out.jsonl"))
+	if len(out) != 2 || !strings.Contains(out[1], "replayed.event") {
+		t.Errorf("out %v", out)
+	}
+	// The raw line is still not an event: dead-lettered again, in a fresh file.
+	again := readLines(t, filepath.Join(dir, "dead.jsonl"))
+	if len(again) != 1 || !strings.Contains(again[0], "broken") {
+		t.Errorf("dead letters after replay: %v", again)
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, "dead.jsonl.replayed-*"))
+	if len(kept) != 1 {
+		t.Errorf("replayed file not kept: %v", kept)
+	}
+}
+
+func TestAdminEmitTailHealthMetrics(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "admin:\n  listen: 127.0.0.1:0\n")
+	c, err := loadRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Run(ctx); done <- err }()
+	<-c.AdminReady()
+	base := "http://" + c.AdminAddr().String()
+
+	// tail, then emit through the CLI, and see the event in the tail.
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	resp, err := http.NewRequestWithContext(tailCtx, http.MethodGet, base+"/tail?pattern=cli.*", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := http.DefaultClient.Do(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, nil, "", "emit", "--to", base, "cli.hello", `{"password":"p","msg":"hi"}`)
+	if r.code != 0 {
+		t.Fatalf("emit: %+v", r)
+	}
+	line, err := bufio.NewReader(tr.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"type":"cli.hello"`) || strings.Contains(line, "password") {
+		t.Errorf("tail got %q %v", line, err)
+	}
+	stopTail()
+	tr.Body.Close()
+	if r := run(t, nil, "", "emit", "--to", base, "notdotted"); r.code != 2 {
+		t.Errorf("bad type: %+v", r)
+	}
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/health/events")
+	var h runner.Health
+	_ = json.Unmarshal([]byte(body), &h)
+	if code != 200 || !h.Enabled || h.State != "running" || h.Outputs["out"].Exported != 1 {
+		t.Errorf("health %d %s", code, body)
+	}
+	code, body = get("/metrics")
+	if code != 200 || !strings.Contains(body, `eventpipe_exported_events_total{output="out"} 1`) || !strings.Contains(body, "eventpipe_queue_depth") {
+		t.Errorf("metrics %d:\n%s", code, body)
+	}
+	post := func(method, path, body string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if post("POST", "/events/disable", "") != 200 || c.Bus().Enabled() {
+		t.Error("disable")
+	}
+	if post("PUT", "/events/enabled", `{"enabled":true}`) != 200 || !c.Bus().Enabled() {
+		t.Error("enable via PUT")
+	}
+	if post("PUT", "/events/enabled", `{}`) != 400 {
+		t.Error("bad PUT accepted")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadKeepsRunningOnBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "admin:\n  listen: 127.0.0.1:0\n")
+	sigs := make(chan os.Signal, 1)
+	var stderr syncBuffer
+	var stdout bytes.Buffer
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Signals: sigs,
+		Env: func(string) (string, bool) { return "", false }}
+	done := make(chan int, 1)
+	go func() { done <- cli.Main([]string{"run", "-c", cfg}, io) }()
+	waitFor(t, &stderr, "pipeline running")
+	// A broken file is refused; the old configuration keeps running.
+	_ = os.WriteFile(cfg, []byte("events: [\n"), 0o600)
+	sigs <- syscall.SIGHUP
+	waitFor(t, &stderr, "reload refused")
+	// A good one is taken: now events go to a second file.
+	_ = os.WriteFile(cfg, []byte("route:\n  default: [out2]\nexport:\n  out2:\n    type: file\n    path: out2.jsonl\ndead_letter:\n  path: dead.jsonl\nadmin:\n  listen: 127.0.0.1:0\n"), 0o600)
+	sigs <- syscall.SIGHUP
+	waitFor(t, &stderr, "configuration reloaded")
+	sigs <- syscall.SIGTERM
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out2.jsonl")); err != nil {
+		t.Errorf("new output not started: %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// waitFor waits until the log contains want, woken by each write.
+func waitFor(t *testing.T, s *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		if want == "" || strings.Contains(s.b.String(), want) {
+			s.mu.Unlock()
+			return
+		}
+		ch := make(chan struct{})
+		s.changed = ch
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("log never said %q:\n%s", want, s.String())
+		}
+	}
+}
