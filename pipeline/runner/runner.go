@@ -293,13 +293,6 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 			dead = append(dead, export.EventRecord(&b.Events[i], b.Stages[i], "", b.Reasons[i]))
 		}
 	}
-	if r.tapUsers.Load() > 0 {
-		for i := range b.Events {
-			if b.Verdicts[i] == pipeline.Keep {
-				_ = r.tap.Emit(ctx, b.Events[i])
-			}
-		}
-	}
 	// Export: every output gets the kept events routed to it.
 	var active []*output
 	for oi, o := range fl.outputs {
@@ -350,6 +343,14 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	// Live tails see what passed the stages, once it has been exported.
+	if r.tapUsers.Load() > 0 {
+		for i := range b.Events {
+			if b.Verdicts[i] == pipeline.Keep {
+				_ = r.tap.Emit(ctx, b.Events[i])
+			}
+		}
+	}
 	return r.deadLetter(dead)
 }
 
