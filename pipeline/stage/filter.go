@@ -138,18 +138,14 @@ func (f *Filter) Keep(ev *pipeline.Event) (bool, string) {
 	if len(f.conds) == 0 {
 		return true, ""
 	}
-	var data any
-	dataOK := false
-	if f.needData && len(ev.Data) > 0 {
-		dataOK = json.Unmarshal(ev.Data, &data) == nil
-	}
 	for i := range f.conds {
 		c := &f.conds[i]
 		var v any
 		var present bool
 		if c.path != nil {
-			v, present = lookup(data, c.path)
-			present = present && dataOK
+			if len(ev.Data) > 0 {
+				v, present = lookupRaw(ev.Data, c.path)
+			}
 		} else {
 			v, present = topField(ev, c.field)
 		}
@@ -186,19 +182,6 @@ func topField(ev *pipeline.Event, f string) (any, bool) {
 		return out, true
 	}
 	return s, s != ""
-}
-
-func lookup(v any, path []string) (any, bool) {
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[k]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
 }
 
 func (c *condition) holds(v any, present bool) bool {

@@ -241,11 +241,10 @@ func (w *rewriter) array() error {
 // rewriteData sanitizes raw JSON data, returning the new bytes (a fresh
 // slice) when anything changed.
 func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
-	s.lower = appendLower(s.lower[:0], string(raw))
 	w := rewriter{s: s, raw: raw, out: s.out[:0]}
-	w.secrets = len(s.rules) > 0 && s.anyTrigger(s.lower)
+	w.secrets = len(s.rules) > 0 && s.anyTrigger(raw)
 	w.paths = s.cfg.Paths && containsPathSep(raw)
-	w.keys = containsAny(s.lower, s.keys)
+	w.keys = containsAny(raw, s.keys)
 	if !w.secrets && !w.paths && !w.keys {
 		return raw, false, nil
 	}

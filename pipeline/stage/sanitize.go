@@ -1,7 +1,6 @@
 package stage
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -53,19 +52,18 @@ func DefaultSanitizeConfig() SanitizeConfig {
 type Sanitize struct {
 	cfg      SanitizeConfig
 	rules    []redaction
-	triggers [][]byte // lower-case literals; a string without any needs no secret rule
+	triggers *litSet // lower-case literals; a string without any needs no secret rule
 	deny     map[string]bool
 	hash     map[string]bool
-	keys     [][]byte // `"key"` lower-case, for the cheap scan
-	lower    []byte   // scratch: lower-cased data
-	lowerStr []byte   // scratch: lower-cased string
-	out      []byte   // scratch: rewritten data
+	keys     *litSet // `"key"` lower-case, for the cheap scan
+	lowerStr []byte  // scratch: the string being checked
+	out      []byte  // scratch: rewritten data
 }
 
 type redaction struct {
-	re       *regexp.Regexp
-	repl     string   // with ${n} references
-	triggers [][]byte // lower-case literals; nil: always run
+	re       *regexp.Regexp // nil: kv, the hand-written key=value rule
+	repl     string  // with ${n} references
+	triggers *litSet // lower-case literals; nil: always run
 }
 
 // secretRules are the built-in secret patterns, most specific first. Each
@@ -79,11 +77,67 @@ var secretRules = []struct {
 	{`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"]*:)[^@/\s"]+(@)`, "${1}$R${2}", []string{"://"}},
 	{`eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`, "$R", []string{"eyj"}},
 	{`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`, "${1}$R", []string{"bearer"}},
-	{`\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`, "$R", []string{"sk-", "gh", "xox", "aiza", "glpat-"}},
+	{`\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`, "$R", []string{"sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "glpat-"}},
 	{`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "$R", []string{"akia", "asia"}},
 	{`(?i)(aws_secret_access_key["']?\s*[:=]\s*["']?)[A-Za-z0-9/+=]{40}`, "${1}$R", []string{"aws_secret"}},
-	{`(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s&,;"']+`, "${1}${2}$R", []string{"password", "passwd", "pwd", "secret", "token", "api"}},
+	// key=value secrets: hand-written (redactKV), the regexp equivalent
+	// `(?i)\b(password|...)(\s*[=:]\s*)[^\s&,;"']+` backtracks slowly.
+	{"", "", kvWords},
 }
+
+// kvWords are the keys whose "key=value" or "key: value" has its value
+// redacted, longest first where one is a prefix of another.
+var kvWords = []string{"password", "passwd", "pwd", "secret", "token", "api_key", "api-key", "apikey"}
+
+// redactKV replaces the value after each kvWord (at a word start, followed
+// by optional spaces, '=' or ':', optional spaces) up to white space or one
+// of &,;"' with repl.
+func redactKV(str, repl string) string {
+	var b []byte
+	last := 0
+	for i := 0; i < len(str); i++ {
+		if i > 0 && isWordChar(str[i-1]) {
+			continue
+		}
+		for _, w := range kvWords {
+			if len(str)-i < len(w) || !hasPrefixFold([]byte(str[i:i+len(w)]), []byte(w)) {
+				continue
+			}
+			j := i + len(w)
+			for j < len(str) && isSpace(str[j]) {
+				j++
+			}
+			if j >= len(str) || (str[j] != '=' && str[j] != ':') {
+				continue
+			}
+			j++
+			for j < len(str) && isSpace(str[j]) {
+				j++
+			}
+			k := j
+			for k < len(str) && !isSpace(str[k]) && !strings.ContainsRune("&,;\"'", rune(str[k])) {
+				k++
+			}
+			if k == j {
+				continue
+			}
+			b = append(append(b, str[last:j]...), repl...)
+			last = k
+			i = k - 1
+			break
+		}
+	}
+	if b == nil {
+		return str
+	}
+	return string(append(b, str[last:]...))
+}
+
+func isWordChar(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
 
 // NewSanitize compiles cfg.
 func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
@@ -91,15 +145,22 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 		cfg.Replacement = "[REDACTED]"
 	}
 	s := &Sanitize{cfg: cfg, deny: map[string]bool{}, hash: map[string]bool{}}
+	var all, keys [][]byte
 	if cfg.Secrets {
 		for _, r := range secretRules {
-			red := redaction{re: regexp.MustCompile(r.pattern), repl: strings.ReplaceAll(r.repl, "$R", escapeRepl(cfg.Replacement))}
-			for _, t := range r.triggers {
-				red.triggers = append(red.triggers, []byte(t))
-				s.triggers = append(s.triggers, []byte(t))
+			red := redaction{repl: cfg.Replacement}
+			if r.pattern != "" {
+				red = redaction{re: regexp.MustCompile(r.pattern), repl: strings.ReplaceAll(r.repl, "$R", escapeRepl(cfg.Replacement))}
 			}
+			var lits [][]byte
+			for _, t := range r.triggers {
+				lits = append(lits, []byte(t))
+				all = append(all, []byte(t))
+			}
+			red.triggers = newLitSet(lits)
 			s.rules = append(s.rules, red)
 		}
+		s.triggers = newLitSet(all)
 	}
 	for i, p := range cfg.ExtraPatterns {
 		re, err := regexp.Compile(p)
@@ -116,13 +177,16 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	for _, k := range cfg.DenyFields {
 		if k = strings.ToLower(k); !allow[k] {
 			s.deny[k] = true
-			s.keys = append(s.keys, []byte(`"`+k+`"`))
+			keys = append(keys, []byte(`"`+k+`"`))
 		}
 	}
 	for _, k := range cfg.HashFields {
 		k = strings.ToLower(k)
 		s.hash[k] = true
-		s.keys = append(s.keys, []byte(`"`+k+`"`))
+		keys = append(keys, []byte(`"`+k+`"`))
+	}
+	if len(keys) > 0 {
+		s.keys = newLitSet(keys)
 	}
 	if len(cfg.HashFields) > 0 && len(cfg.HashKey) == 0 {
 		return nil, fmt.Errorf("sanitize: hash_fields needs a hash key")
@@ -142,9 +206,16 @@ func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
 			if r.triggers != nil && !containsAny(s.lowerStr, r.triggers) {
 				continue
 			}
+			if r.re == nil {
+				if red := redactKV(str, r.repl); red != str {
+					str = red
+					s.lowerStr = append(s.lowerStr[:0], str...)
+				}
+				continue
+			}
 			if r.re.MatchString(str) {
 				str = r.re.ReplaceAllString(str, r.repl)
-				s.lowerStr = appendLower(s.lowerStr[:0], str)
+				s.lowerStr = append(s.lowerStr[:0], str...)
 			}
 		}
 	}
@@ -155,30 +226,53 @@ func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
 }
 
 func (s *Sanitize) mayHoldSecret(str string) bool {
-	s.lowerStr = appendLower(s.lowerStr[:0], str)
+	s.lowerStr = append(s.lowerStr[:0], str...)
 	return s.anyTrigger(s.lowerStr)
 }
 
-func containsAny(b []byte, lits [][]byte) bool {
-	if len(lits) <= 2 {
-		for _, l := range lits {
-			if bytes.Contains(b, l) {
-				return true
-			}
+// litSet is a set of lower-case literals (two bytes or more) searched for,
+// without regard to case, in one pass: a bit set of their first two bytes
+// rules out almost every position at the cost of a table lookup.
+type litSet struct {
+	lits   [][]byte
+	bigram [1 << 16 / 64]uint64
+}
+
+var lowerTable = func() (t [256]byte) {
+	for i := range t {
+		c := byte(i)
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
 		}
+		t[i] = c
+	}
+	return
+}()
+
+func newLitSet(lits [][]byte) *litSet {
+	s := &litSet{lits: lits}
+	for _, l := range lits {
+		if len(l) < 2 {
+			panic("litSet: literal shorter than two bytes")
+		}
+		k := uint16(l[0])<<8 | uint16(l[1])
+		s.bigram[k/64] |= 1 << (k % 64)
+	}
+	return s
+}
+
+// containsAny reports whether b holds any literal of set, ignoring ASCII case.
+func containsAny(b []byte, set *litSet) bool {
+	if set == nil {
 		return false
 	}
-	// One pass over b, trying only the literals that start with each byte.
-	var first [256]bool
-	for _, l := range lits {
-		first[l[0]] = true
-	}
-	for i := 0; i < len(b); i++ {
-		if !first[b[i]] {
+	for i := 0; i+1 < len(b); i++ {
+		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
+		if set.bigram[k/64]&(1<<(k%64)) == 0 {
 			continue
 		}
-		for _, l := range lits {
-			if l[0] == b[i] && bytes.HasPrefix(b[i:], l) {
+		for _, l := range set.lits {
+			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
 				return true
 			}
 		}
@@ -186,19 +280,17 @@ func containsAny(b []byte, lits [][]byte) bool {
 	return false
 }
 
-func (s *Sanitize) anyTrigger(lower []byte) bool {
-	return s.triggers == nil || containsAny(lower, s.triggers)
+func hasPrefixFold(b, lowerLit []byte) bool {
+	for j, c := range lowerLit {
+		if lowerTable[b[j]] != c {
+			return false
+		}
+	}
+	return true
 }
 
-func appendLower(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
+func (s *Sanitize) anyTrigger(lower []byte) bool {
+	return s.triggers == nil || containsAny(lower, s.triggers)
 }
 
 // cleanPaths shortens home directories to ~ and resolves . and .. in the

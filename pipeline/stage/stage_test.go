@@ -93,6 +93,10 @@ func TestSanitizeStrings(t *testing.T) {
 		{"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key=[REDACTED]"},
 		{"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "[REDACTED]"},
 		{"login failed password=hunter2 for bob", "login failed password=[REDACTED] for bob"},
+		{"Password : hunter2, next", "Password : [REDACTED], next"},
+		{"api-key=abc&x=1 API_KEY: zz", "api-key=[REDACTED]&x=1 API_KEY: [REDACTED]"},
+		{"tokens=5 mytoken=abc token=", "tokens=5 mytoken=abc token="},
+		{`{"secret":"inline"}`, `{"secret":"inline"}`},
 		{"gh token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh token [REDACTED]"},
 		{"open /home/alice/src/app/../x.txt failed", "open ~/src/x.txt failed"},
 		{"/Users/bob/Library/a", "~/Library/a"},
@@ -222,6 +226,40 @@ func FuzzSanitizeData(f *testing.F) {
 		again.Data = append(json.RawMessage(nil), ev.Data...)
 		if _, err := s.Event(&again); err != nil || string(again.Data) != string(ev.Data) {
 			t.Fatalf("not idempotent: %s -> %s -> %s", data, ev.Data, again.Data)
+		}
+	})
+}
+
+func FuzzLookupRaw(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":[1,{"c":"}"}],"d\"":2},"e":"x"}`), "a.d\"")
+	f.Add([]byte(`{"a":1}`), "a")
+	f.Fuzz(func(t *testing.T, data []byte, path string) {
+		if !json.Valid(data) || path == "" {
+			return
+		}
+		fl, err := stage.NewFilter(stage.FilterConfig{Conditions: []stage.Condition{{Field: "data." + path, Op: "exists"}}})
+		if err != nil {
+			return
+		}
+		ev := pipeline.Event{Type: "a.b", Data: data}
+		got, _ := fl.Keep(&ev)
+		// Compare with a full decode.
+		var v any
+		_ = json.Unmarshal(data, &v)
+		want := true
+		for _, k := range strings.Split(path, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				want = false
+				break
+			}
+			if v, ok = m[k]; !ok {
+				want = false
+				break
+			}
+		}
+		if got != want {
+			t.Fatalf("exists %q in %s: got %v, want %v", path, data, got, want)
 		}
 	})
 }
