@@ -62,8 +62,8 @@ type Sanitize struct {
 
 type redaction struct {
 	re       *regexp.Regexp // nil: kv, the hand-written key=value rule
-	repl     string  // with ${n} references
-	triggers *litSet // lower-case literals; nil: always run
+	repl     string         // with ${n} references
+	triggers *litSet        // lower-case literals; nil: always run
 }
 
 // secretRules are the built-in secret patterns, most specific first. Each
@@ -137,7 +137,9 @@ func isWordChar(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 // NewSanitize compiles cfg.
 func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
