@@ -122,8 +122,15 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		return Event{}, 0, &DecodeError{Reason: "not a JSON object"}
 	}
 	var w wireEvent
-	if err := json.Unmarshal(b, &w); err != nil {
-		return Event{}, 0, jsonDecodeError(err)
+	if err := decodeFast(b, &w); err != nil {
+		w = wireEvent{}
+		if err := json.Unmarshal(b, &w); err != nil {
+			return Event{}, 0, jsonDecodeError(err)
+		}
+	} else if w.Data != nil {
+		// The fast decoder's raw values alias b; the event must own its data
+		// (b is often a reader's reused buffer).
+		w.Data = append(json.RawMessage(nil), w.Data...)
 	}
 	var ev Event
 	var shape Shape

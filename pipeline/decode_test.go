@@ -202,3 +202,17 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeOwnsItsData(t *testing.T) {
+	in := []byte(`{"type":"a.b","data":{"k":"v"}}`)
+	ev, err := pipeline.Decode(in, pipeline.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		in[i] = 'x'
+	}
+	if string(ev.Data) != `{"k":"v"}` {
+		t.Errorf("data aliases the input: %s", ev.Data)
+	}
+}

@@ -172,7 +172,7 @@ func Default() *Config {
 			EmitTimingEvents: true,
 			MaxEventSize:     pipeline.DefaultMaxEventSize,
 			BatchSize:        512,
-			BatchLinger:      time.Millisecond,
+			BatchLinger:      0,
 		},
 		Sanitize: Sanitize{
 			Enabled: true, Paths: true, Secrets: true,

@@ -1,0 +1,347 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// errFallback says the fast decoder met something it leaves to
+// encoding/json: an escaped string is handled in place, but a wrong type,
+// a syntax error or anything unusual goes to the standard decoder, so that
+// errors (and edge cases) are exactly encoding/json's.
+var errFallback = errors.New("fallback")
+
+// decodeFast fills w from the JSON object b in one pass, without
+// reflection. Only data and unknown fields are validated as a whole
+// (json.Valid); the rest is parsed and checked here. The differential fuzz
+// test holds it to encoding/json's results.
+func decodeFast(b []byte, w *wireEvent) error {
+	p := fastParser{b: b}
+	p.ws()
+	if !p.eat('{') {
+		return errFallback
+	}
+	p.ws()
+	if p.eat('}') {
+		return p.end()
+	}
+	for {
+		p.ws()
+		key, ok := p.str()
+		if !ok {
+			return errFallback
+		}
+		p.ws()
+		if !p.eat(':') {
+			return errFallback
+		}
+		p.ws()
+		var err error
+		switch key {
+		case "schema_version":
+			err = p.strInto(&w.SchemaVersion)
+		case "id":
+			w.ID, err = p.raw()
+		case "type":
+			err = p.strInto(&w.Type)
+		case "time":
+			err = p.strInto(&w.Time)
+		case "source":
+			err = p.strInto(&w.Source)
+		case "sequence":
+			w.Sequence, err = p.raw()
+		case "correlation_id":
+			err = p.strInto(&w.CorrelationID)
+		case "causation_id":
+			err = p.strInto(&w.CausationID)
+		case "tags":
+			w.Tags, err = p.strings()
+		case "language":
+			err = p.strInto(&w.Language)
+		case "data":
+			w.Data, err = p.raw()
+		case "event_type":
+			err = p.strInto(&w.EventType)
+		case "timestamp":
+			err = p.strInto(&w.Timestamp)
+		case "metadata":
+			err = p.metadata(w)
+		case "specversion":
+			err = p.strInto(&w.SpecVersion)
+		case "data_base64":
+			err = p.strInto(&w.DataBase64)
+		case "correlationid":
+			err = p.strInto(&w.CECorrelation)
+		case "causationid":
+			err = p.strInto(&w.CECausation)
+		default:
+			if foldsToKnown(key, wireKeys) {
+				return errFallback // encoding/json matches keys without regard to case
+			}
+			_, err = p.raw()
+		}
+		if err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat('}') {
+			return p.end()
+		}
+		if !p.eat(',') {
+			return errFallback
+		}
+	}
+}
+
+var (
+	wireKeys = []string{"schema_version", "id", "type", "time", "source", "sequence", "correlation_id", "causation_id",
+		"tags", "language", "data", "event_type", "timestamp", "metadata", "specversion", "data_base64", "correlationid", "causationid"}
+	metadataKeys = []string{"correlation_id", "source", "tags"}
+)
+
+func foldsToKnown(key string, known []string) bool {
+	for _, k := range known {
+		if len(k) == len(key) && strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+type fastParser struct {
+	b []byte
+	i int
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *fastParser) end() error {
+	p.ws()
+	if p.i != len(p.b) {
+		return errFallback
+	}
+	return nil
+}
+
+// str reads a string; escapes are decoded by encoding/json.
+func (p *fastParser) str() (string, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return "", false
+	}
+	start := p.i
+	esc, ascii := false, true
+	for j := p.i + 1; j < len(p.b); j++ {
+		c := p.b[j]
+		switch {
+		case c == '\\':
+			esc = true
+			j++
+		case c == '"':
+			p.i = j + 1
+			body := p.b[start+1 : j]
+			if esc {
+				var s string
+				if json.Unmarshal(p.b[start:p.i], &s) != nil {
+					return "", false
+				}
+				return s, true
+			}
+			if !ascii && !utf8.Valid(body) {
+				return "", false // encoding/json would substitute U+FFFD
+			}
+			return string(body), true
+		case c < 0x20:
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+func (p *fastParser) strInto(dst *string) error {
+	if p.i < len(p.b) && p.b[p.i] == 'n' {
+		if _, err := p.raw(); err != nil {
+			return err
+		}
+		return nil // null leaves the field as it was, as encoding/json does
+	}
+	s, ok := p.str()
+	if !ok {
+		return errFallback
+	}
+	*dst = s
+	return nil
+}
+
+func (p *fastParser) strings() ([]string, error) {
+	if p.i < len(p.b) && p.b[p.i] == 'n' {
+		_, err := p.raw()
+		return nil, err
+	}
+	if !p.eat('[') {
+		return nil, errFallback
+	}
+	out := []string{}
+	p.ws()
+	if p.eat(']') {
+		return out, nil
+	}
+	for {
+		p.ws()
+		s, ok := p.str()
+		if !ok {
+			return nil, errFallback
+		}
+		out = append(out, s)
+		p.ws()
+		if p.eat(']') {
+			return out, nil
+		}
+		if !p.eat(',') {
+			return nil, errFallback
+		}
+	}
+}
+
+func (p *fastParser) metadata(w *wireEvent) error {
+	if p.i < len(p.b) && p.b[p.i] == 'n' {
+		_, err := p.raw()
+		return err
+	}
+	if !p.eat('{') {
+		return errFallback
+	}
+	m := &wireMetadata{}
+	w.Metadata = m
+	p.ws()
+	if p.eat('}') {
+		return nil
+	}
+	for {
+		p.ws()
+		key, ok := p.str()
+		if !ok {
+			return errFallback
+		}
+		p.ws()
+		if !p.eat(':') {
+			return errFallback
+		}
+		p.ws()
+		var err error
+		switch key {
+		case "correlation_id":
+			err = p.strInto(&m.CorrelationID)
+		case "source":
+			err = p.strInto(&m.Source)
+		case "tags":
+			m.Tags, err = p.strings()
+		default:
+			if foldsToKnown(key, metadataKeys) {
+				return errFallback
+			}
+			_, err = p.raw()
+		}
+		if err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat('}') {
+			return nil
+		}
+		if !p.eat(',') {
+			return errFallback
+		}
+	}
+}
+
+// raw returns the next value's bytes, checked with json.Valid.
+func (p *fastParser) raw() (json.RawMessage, error) {
+	start := p.i
+	end := skipJSONValue(p.b, p.i)
+	if end < 0 {
+		return nil, errFallback
+	}
+	v := p.b[start:end]
+	if !json.Valid(v) {
+		return nil, errFallback
+	}
+	p.i = end
+	return v, nil
+}
+
+// skipJSONValue returns the index past the value at b[i] (not validated),
+// or -1.
+func skipJSONValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				k := skipJSONValue(b, j)
+				if k < 0 {
+					return -1
+				}
+				j = k - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(b) {
+			switch b[j] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				if j == i {
+					return -1
+				}
+				return j
+			}
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
+}
