@@ -1,7 +1,10 @@
 package stage
 
 import (
+	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 )
 
 // lookupRaw finds the value at path (object keys) in raw JSON without
@@ -57,6 +60,25 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 	}
 	end := skipValue(raw, i)
 	if end < 0 {
+		return nil, false
+	}
+	// Scalars are read directly; only objects and arrays need a decoder.
+	switch tok := raw[i:end]; {
+	case tok[0] == '"':
+		if s, err := stringValue(tok, bytes.IndexByte(tok, '\\') >= 0); err == nil {
+			return strings.Clone(s), true
+		}
+		return nil, false
+	case string(tok) == "true":
+		return true, true
+	case string(tok) == "false":
+		return false, true
+	case string(tok) == "null":
+		return nil, true
+	case tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9':
+		if f, err := strconv.ParseFloat(string(tok), 64); err == nil && json.Valid(tok) {
+			return f, true
+		}
 		return nil, false
 	}
 	var v any

@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"unsafe"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -205,19 +206,15 @@ func (s *Sanitize) String(str string) string { return s.stringIn(str, true, true
 func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
 	if secrets && len(s.rules) > 0 && s.mayHoldSecret(str) {
 		for _, r := range s.rules {
-			if r.triggers != nil && !containsAny(s.lowerStr, r.triggers) {
+			if r.triggers != nil && !containsAny(bytesOf(str), r.triggers) {
 				continue
 			}
 			if r.re == nil {
-				if red := redactKV(str, r.repl); red != str {
-					str = red
-					s.lowerStr = append(s.lowerStr[:0], str...)
-				}
+				str = redactKV(str, r.repl)
 				continue
 			}
 			if r.re.MatchString(str) {
 				str = r.re.ReplaceAllString(str, r.repl)
-				s.lowerStr = append(s.lowerStr[:0], str...)
 			}
 		}
 	}
@@ -228,8 +225,15 @@ func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
 }
 
 func (s *Sanitize) mayHoldSecret(str string) bool {
-	s.lowerStr = append(s.lowerStr[:0], str...)
-	return s.anyTrigger(s.lowerStr)
+	return s.anyTrigger(bytesOf(str))
+}
+
+// bytesOf views a string's bytes without copying; the view is only read.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // litSet is a set of lower-case literals (two bytes or more) searched for,
