@@ -199,6 +199,9 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 			return Event{}, shape, &DecodeError{Field: timeField, Reason: "not an RFC 3339 time: " + quote(timeText), Err: err}
 		}
 		ev.Time = t.UTC()
+		if y := ev.Time.Year(); y < 1 || y > 9999 {
+			return Event{}, shape, &DecodeError{Field: timeField, Reason: "time out of range (years 0001 to 9999 in UTC): " + quote(timeText)}
+		}
 	}
 	if bytes.Equal(ev.Data, []byte("null")) {
 		ev.Data = nil

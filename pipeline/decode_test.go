@@ -83,6 +83,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", ``, "empty input", 0},
 		{"wrong type field", `{"type":7}`, "type: wrong type", 0},
 		{"bad time", `{"type":"a.b","time":"yesterday"}`, "time: not an RFC 3339 time", 0},
+		{"time before year 1 in UTC", `{"type":"a.b","time":"0000-01-01T00:00:00+01:00"}`, "time: time out of range", 0},
 		{"bad llmspell time", `{"event_type":"a.b","timestamp":"x"}`, "timestamp: not an RFC 3339 time", 0},
 		{"bad ce version", `{"specversion":"0.3","type":"a.b","source":"s","id":"1"}`, "unsupported CloudEvents version", 0},
 		{"bad id", `{"type":"a.b","id":{}}`, "id: must be a string", 0},
