@@ -123,6 +123,7 @@ type Plugin struct {
 	MaxMemory    int64         `yaml:"max_memory"`
 	Pool         int           `yaml:"pool"`
 	OnError      string        `yaml:"on_error"`
+	Capabilities []string      `yaml:"capabilities"`
 	AllowedHosts []string      `yaml:"allowed_hosts"`
 	AllowedPaths []string      `yaml:"allowed_paths"`
 	Env          []string      `yaml:"env"`

@@ -1,0 +1,187 @@
+package host
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// Batch encoding of ABI v1 (sdk/ABI.md): a header then one record per event.
+const (
+	batchMagic   = 0x31425045 // "EPB1"
+	batchHeader  = 8
+	recordHeader = 40
+)
+
+// recordFields returns the variable-length fields of an event in ABI order.
+func tagsJSON(tags []string) []byte {
+	if len(tags) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(tags)
+	return b
+}
+
+// encodedSize is the size of the batch encoding of events.
+func encodedSize(events []pipeline.Event) int {
+	n := batchHeader
+	for i := range events {
+		e := &events[i]
+		n += recordHeader + len(e.Type) + len(e.Source) + len(e.ID) + len(e.CorrelationID) +
+			len(e.CausationID) + len(e.Language) + len(e.Data)
+		if len(e.Tags) > 0 {
+			n += len(tagsJSON(e.Tags))
+		}
+	}
+	return n
+}
+
+var errFieldTooLong = errors.New("field over 65535 bytes")
+
+// encodeBatch writes events into dst (len(dst) == encodedSize(events)),
+// straight into guest memory when dst is a view of it.
+func encodeBatch(dst []byte, events []pipeline.Event) error {
+	le := binary.LittleEndian
+	le.PutUint32(dst[0:], batchMagic)
+	le.PutUint32(dst[4:], uint32(len(events)))
+	o := batchHeader
+	for i := range events {
+		e := &events[i]
+		tags := tagsJSON(e.Tags)
+		fields := [7]string{e.Type, e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language, string(tags)}
+		size := recordHeader + len(e.Data)
+		for _, f := range fields {
+			if len(f) > 0xffff {
+				return fmt.Errorf("event %d: %w", i, errFieldTooLong)
+			}
+			size += len(f)
+		}
+		r := dst[o : o+size]
+		le.PutUint32(r[0:], uint32(size))
+		le.PutUint64(r[4:], uint64(e.Time.UnixNano()))
+		le.PutUint64(r[12:], e.Sequence)
+		for k, f := range fields {
+			le.PutUint16(r[20+2*k:], uint16(len(f)))
+		}
+		le.PutUint16(r[34:], 0)
+		le.PutUint32(r[36:], uint32(len(e.Data)))
+		p := recordHeader
+		for _, f := range fields {
+			p += copy(r[p:], f)
+		}
+		copy(r[p:], e.Data)
+		o += size
+	}
+	return nil
+}
+
+// decodeBatch reads a transform plugin's output: count records replacing
+// events in place. A record with an empty type drops its event (the
+// returned slice says which).
+func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
+	le := binary.LittleEndian
+	if len(src) < batchHeader || le.Uint32(src) != batchMagic {
+		return errors.New("output is not an EPB1 batch")
+	}
+	if n := int(le.Uint32(src[4:])); n != len(events) {
+		return fmt.Errorf("output has %d records for %d events", n, len(events))
+	}
+	o := batchHeader
+	for i := range events {
+		if len(src)-o < recordHeader {
+			return fmt.Errorf("record %d: truncated", i)
+		}
+		size := int(le.Uint32(src[o:]))
+		if size < recordHeader || size > len(src)-o {
+			return fmt.Errorf("record %d: bad size %d", i, size)
+		}
+		r := src[o : o+size]
+		var lens [7]int
+		total := recordHeader + int(le.Uint32(r[36:]))
+		for k := range lens {
+			lens[k] = int(le.Uint16(r[20+2*k:]))
+			total += lens[k]
+		}
+		if total != size {
+			return fmt.Errorf("record %d: field lengths add up to %d, size says %d", i, total, size)
+		}
+		if lens[0] == 0 {
+			dropped[i] = true
+			o += size
+			continue
+		}
+		p := recordHeader
+		var f [7]string
+		for k, n := range lens {
+			f[k] = string(r[p : p+n])
+			p += n
+		}
+		data := r[p:]
+		e := &events[i]
+		if f[0] != e.Type {
+			if !pipeline.ValidType(f[0]) {
+				return fmt.Errorf("record %d: invalid type %q", i, f[0])
+			}
+			e.Type = f[0]
+		}
+		e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language = f[1], f[2], f[3], f[4], f[5]
+		e.Time = time.Unix(0, int64(le.Uint64(r[4:]))).UTC()
+		e.Sequence = le.Uint64(r[12:])
+		e.Tags = nil
+		if f[6] != "" {
+			if err := json.Unmarshal([]byte(f[6]), &e.Tags); err != nil {
+				return fmt.Errorf("record %d: tags: %v", i, err)
+			}
+		}
+		if len(data) > 0 && !json.Valid(data) {
+			return fmt.Errorf("record %d: data is not JSON", i)
+		}
+		e.Data = append(e.Data[:0:0], data...)
+		if len(data) == 0 {
+			e.Data = nil
+		}
+		o += size
+	}
+	if o != len(src) {
+		return fmt.Errorf("output has %d trailing bytes", len(src)-o)
+	}
+	return nil
+}
+
+// kinds a plugin may declare.
+const (
+	KindFilter    = "filter"
+	KindTransform = "transform"
+	KindRoute     = "route"
+	KindExport    = "export"
+)
+
+func validKind(k string) bool {
+	switch k {
+	case KindFilter, KindTransform, KindRoute, KindExport:
+		return true
+	}
+	return false
+}
+
+// Manifest is what a plugin says about itself.
+type Manifest struct {
+	Name         string   `json:"name"`
+	Version      string   `json:"version"`
+	Kind         string   `json:"kind"`
+	Capabilities []string `json:"capabilities"`
+}
+
+func (m Manifest) has(c string) bool {
+	for _, x := range m.Capabilities {
+		if strings.EqualFold(x, c) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,241 @@
+package host_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+func newHost(t testing.TB) *host.Host {
+	t.Helper()
+	h, err := host.New(host.Options{CacheDir: cacheDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+func cacheDir(t testing.TB) string {
+	d := os.Getenv("EVENTPIPE_TEST_WASM_CACHE")
+	if d == "" {
+		d = t.TempDir()
+	}
+	return d
+}
+
+func load(t testing.TB, h *host.Host, spec host.Spec) *host.Plugin {
+	t.Helper()
+	if spec.Kind == "" {
+		spec.Kind = host.KindFilter
+	}
+	p, err := h.Load(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+func testEvents() []pipeline.Event {
+	return []pipeline.Event{
+		{Type: "agent.started", Source: "a", Time: time.Unix(1, 0)},
+		{Type: "agent.debug", Source: "a"},
+		{Type: "tool.invoked", Source: "evil", Data: json.RawMessage(`{"x":1}`)},
+		{Type: "x.debug", Source: "evil"},
+		{Type: "workflow.debugger", Source: "evilx", Tags: []string{"t"}},
+	}
+}
+
+// refVerdicts is what the reference filter decides (sdk/ABI.md conformance).
+var refVerdicts = []pipeline.Verdict{pipeline.Keep, pipeline.Drop, pipeline.DeadLetter, pipeline.DeadLetter, pipeline.Keep}
+
+func runBatch(t testing.TB, s pipeline.Stage, evs []pipeline.Event) *pipeline.Batch {
+	t.Helper()
+	var b pipeline.Batch
+	b.Reset(append([]pipeline.Event(nil), evs...))
+	if err := s.Process(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+func TestReferenceWATFilter(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{Path: "../sdk/wat/filter.wasm"})
+	if m := p.Manifest(); m.Name != "ref-filter" || m.Kind != "filter" {
+		t.Errorf("manifest %+v", m)
+	}
+	s := p.Stage()
+	for round := 0; round < 3; round++ { // the instance is reused
+		b := runBatch(t, s, testEvents())
+		for i, want := range refVerdicts {
+			if b.Verdicts[i] != want {
+				t.Errorf("round %d event %d (%s from %s): %v, want %v", round, i, b.Events[i].Type, b.Events[i].Source, b.Verdicts[i], want)
+			}
+		}
+	}
+	// A large batch makes the guest grow its memory.
+	big := make([]pipeline.Event, 5000)
+	for i := range big {
+		big[i] = pipeline.Event{Type: "a.debug", Data: json.RawMessage(`{"pad":"` + strings.Repeat("p", 100) + `"}`)}
+	}
+	b := runBatch(t, s, big)
+	if b.Kept() != 0 {
+		t.Errorf("kept %d of 5000 debug events", b.Kept())
+	}
+	st := p.Stats()
+	if st.Batches != 4 || st.EventsIn != 5015 || len(st.Failures) != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestHostilePluginsAreContained(t *testing.T) {
+	h := newHost(t)
+	tests := []struct {
+		name, kind string
+		timeout    time.Duration
+	}{
+		{"loop", host.FailTimeout, 50 * time.Millisecond},
+		{"trap", host.FailTrap, 0},
+		{"stack", host.FailTrap, 0},
+		{"membomb", host.FailTrap, 0},
+		{"oob", host.FailBadOutput, 0},
+		{"giant", host.FailBadOutput, 0},
+		{"badverdict", host.FailBadOutput, 0},
+		{"errcode", host.FailError, 0},
+		{"openfile", host.FailError, 0},
+		{"socket", host.FailError, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := load(t, h, host.Spec{Path: "testdata/plugins/" + tc.name + ".wasm", Timeout: tc.timeout, MaxMemory: 8 << 20})
+			s := p.Stage()
+			for round := 0; round < 2; round++ { // a fresh instance replaces a broken one
+				b := runBatch(t, s, testEvents())
+				for i := range b.Events {
+					if b.Verdicts[i] != pipeline.DeadLetter || !strings.Contains(b.Reasons[i], tc.kind) {
+						t.Fatalf("round %d event %d: %v %q, want dead_letter with %s", round, i, b.Verdicts[i], b.Reasons[i], tc.kind)
+					}
+				}
+			}
+			st := p.Stats()
+			if st.Failures[tc.kind] != 2 {
+				t.Errorf("failures %v", st.Failures)
+			}
+			if tc.name == "openfile" || tc.name == "socket" {
+				b := runBatch(t, s, testEvents()[:1])
+				if !strings.Contains(b.Reasons[0], "eventpipe_process returned -") || strings.Contains(b.Reasons[0], "-1000") { // a WASI errno: no descriptor to use
+					t.Errorf("sandbox escape or unexpected errno: %q", b.Reasons[0])
+				}
+			}
+		})
+	}
+}
+
+func TestRefusedAtLoad(t *testing.T) {
+	h := newHost(t)
+	bin, _ := os.ReadFile("../sdk/wat/filter.wasm")
+	sum := sha256.Sum256(bin)
+	good := "sha256:" + hex.EncodeToString(sum[:])
+	tests := []struct {
+		spec host.Spec
+		want string
+	}{
+		{host.Spec{Path: "testdata/plugins/nomarker.wasm", Kind: "filter"}, "not an eventpipe v1 plugin"},
+		{host.Spec{Path: "testdata/plugins/httpask.wasm", Kind: "filter"}, `capability "http"`},
+		{host.Spec{Path: "testdata/plugins/httpimport.wasm", Kind: "filter"}, "http_request"},
+		{host.Spec{Path: "testdata/plugins/logger.wasm", Kind: "filter"}, `capability "log"`},
+		{host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "route"}, "is a filter plugin, used here as route"},
+		{host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "filter", SHA256: "sha256:" + strings.Repeat("0", 64)}, "sha256 mismatch"},
+		{host.Spec{Path: "missing.wasm", Kind: "filter"}, "no such file"},
+		{host.Spec{Path: "testdata/plugins/loop.wat", Kind: "filter"}, "not a valid wasm module"},
+	}
+	for _, tc := range tests {
+		_, err := h.Load(context.Background(), tc.spec)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.spec.Path, err, tc.want)
+		}
+	}
+	p, err := h.Load(context.Background(), host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "filter", SHA256: good})
+	if err != nil {
+		t.Fatalf("pinned load: %v", err)
+	}
+	_ = p.Close(context.Background())
+}
+
+func TestLogCapabilityAndPolicies(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{Path: "testdata/plugins/logger.wasm", Capabilities: []string{"log"}})
+	for i := 0; i < 30; i++ {
+		runBatch(t, p.Stage(), testEvents()[:1])
+	}
+	if st := p.Stats(); st.LogsDropped == 0 || st.Batches != 30 {
+		t.Errorf("log rate limit not applied: %+v", st)
+	}
+	for policy, want := range map[string]pipeline.Verdict{"fail_open": pipeline.Keep, "fail_closed": pipeline.Drop, "dead_letter": pipeline.DeadLetter} {
+		p := load(t, h, host.Spec{Path: "testdata/plugins/trap.wasm", OnError: policy})
+		b := runBatch(t, p.Stage(), testEvents())
+		for i := range b.Events {
+			if b.Verdicts[i] != want {
+				t.Errorf("%s: event %d %v", policy, i, b.Verdicts[i])
+			}
+		}
+	}
+}
+
+func TestCrashLoopBackoff(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{Path: "testdata/plugins/trap.wasm"})
+	s := p.Stage()
+	for i := 0; i < 8; i++ {
+		runBatch(t, s, testEvents()[:1])
+	}
+	st := p.Stats()
+	if st.Failures[host.FailTrap] != 5 || st.Failures[host.FailBackoff] != 3 {
+		t.Errorf("want 5 traps then 3 batches backed off, got %v", st.Failures)
+	}
+	b := runBatch(t, s, testEvents()[:1])
+	if !strings.Contains(b.Reasons[0], "failing repeatedly") {
+		t.Errorf("reason %q", b.Reasons[0])
+	}
+}
+
+func TestPoolRunsConcurrentStages(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{Path: "../sdk/wat/filter.wasm", Pool: 3})
+	errs := make(chan error, 6)
+	for w := 0; w < 6; w++ {
+		go func() {
+			s := p.Stage()
+			for i := 0; i < 20; i++ {
+				var b pipeline.Batch
+				b.Reset(testEvents())
+				_ = s.Process(context.Background(), &b)
+				for k, want := range refVerdicts {
+					if b.Verdicts[k] != want {
+						errs <- fmt.Errorf("event %d: %v", k, b.Verdicts[k])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < 6; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = errors.New
+}

@@ -1,0 +1,441 @@
+// Package host runs eventpipe's wasm plugins with wazero: it compiles a
+// module once (with a compilation cache kept on disk across restarts),
+// checks its ABI marker, manifest, imports and optional sha256 pin, and runs
+// a pool of sandboxed instances — no files, network, environment or
+// arguments unless the pipeline grants them; memory and time per batch
+// capped; a crash kills one instance, a fresh one takes its place.
+//
+// A loaded Plugin is a pipeline.Stage (filter, transform, route); the
+// failure policy, crash-loop backoff and per-plugin metrics wrap it once
+// (stage.go). sdk/ABI.md is the contract.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"golang.org/x/time/rate"
+)
+
+// Host owns what plugins share: the compilation cache and the logger.
+type Host struct {
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+}
+
+// Options configure a Host.
+type Options struct {
+	// CacheDir keeps compiled modules across restarts ("" : in memory only).
+	CacheDir string
+	Logger   *slog.Logger
+}
+
+// New returns a Host.
+func New(opts Options) (*Host, error) {
+	h := &Host{logger: opts.Logger}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	return h, nil
+}
+
+// Close releases the compilation cache.
+func (h *Host) Close(ctx context.Context) error { return h.cache.Close(ctx) }
+
+// Spec says how to run one plugin.
+type Spec struct {
+	Name         string        // for logs, metrics and dead letters; default: the file name
+	Path         string        // the .wasm file
+	SHA256       string        // optional pin: "sha256:<hex>" or "<hex>"
+	Kind         string        // what the pipeline uses it as
+	Config       any           // handed to eventpipe_init
+	Outputs      []string      // route plugins: the pipeline's output names
+	Pool         int           // instances (default 1)
+	MaxMemory    int64         // bytes (default 64 MiB)
+	Timeout      time.Duration // per batch (default 1s)
+	OnError      string        // dead_letter (default), fail_open, fail_closed
+	Capabilities []string      // granted by the pipeline
+	AllowedPaths []string      // WASI preopens: "dir" (read-only) or "dir:rw"
+	Env          []string      // environment variables passed through
+}
+
+// Plugin is a compiled, checked plugin with its pool of instances.
+type Plugin struct {
+	spec     Spec
+	host     *Host
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+	manifest Manifest
+	initArg  []byte
+	pool     chan *instance
+	logLimit *rate.Limiter
+	metrics  *Metrics
+}
+
+// Load compiles and checks a plugin and starts its first instance; the
+// rest of the pool starts on demand.
+func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
+	if spec.Name == "" {
+		spec.Name = strings.TrimSuffix(filepath.Base(spec.Path), ".wasm")
+	}
+	if spec.Pool <= 0 {
+		spec.Pool = 1
+	}
+	if spec.MaxMemory <= 0 {
+		spec.MaxMemory = 64 << 20
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = time.Second
+	}
+	if spec.OnError == "" {
+		spec.OnError = "dead_letter"
+	}
+	fail := func(format string, args ...any) (*Plugin, error) {
+		return nil, fmt.Errorf("plugin %s: "+format, append([]any{spec.Path}, args...)...)
+	}
+	bin, err := os.ReadFile(spec.Path)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if spec.SHA256 != "" {
+		sum := sha256.Sum256(bin)
+		want := strings.ToLower(strings.TrimPrefix(spec.SHA256, "sha256:"))
+		if got := hex.EncodeToString(sum[:]); got != want {
+			return fail("sha256 mismatch: the file is sha256:%s, the pipeline pins sha256:%s", got, want)
+		}
+	}
+	pages := uint32((spec.MaxMemory + 65535) / 65536)
+	rtCfg := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(h.cache).
+		WithMemoryLimitPages(pages).
+		WithCloseOnContextDone(true)
+	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
+		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics()}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = p.rt.Close(ctx)
+		}
+	}()
+	if p.compiled, err = p.rt.CompileModule(ctx, bin); err != nil {
+		return fail("not a valid wasm module: %v", err)
+	}
+	if err := p.checkImports(); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fail("%v", err)
+	}
+	if err := p.instantiateHostModule(ctx); err != nil {
+		return fail("%v", err)
+	}
+	if p.modCfg, err = p.moduleConfig(); err != nil {
+		return fail("%v", err)
+	}
+	first, err := p.newInstance(ctx, true)
+	if err != nil {
+		return fail("%v", err)
+	}
+	p.pool = make(chan *instance, spec.Pool)
+	p.pool <- first
+	for i := 1; i < spec.Pool; i++ {
+		p.pool <- nil // started lazily
+	}
+	ok = true
+	return p, nil
+}
+
+// Manifest is what the plugin declared.
+func (p *Plugin) Manifest() Manifest { return p.manifest }
+
+// Name is the plugin's name in logs, metrics and dead letters.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Close stops every instance.
+func (p *Plugin) Close(ctx context.Context) error { return p.rt.Close(ctx) }
+
+func (p *Plugin) checkImports() error {
+	for _, f := range p.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		switch mod {
+		case "wasi_snapshot_preview1":
+		case "eventpipe":
+			switch name {
+			case "log", "metric_add":
+			case "http_request":
+				return errors.New("imports eventpipe.http_request: the http capability is not built yet")
+			default:
+				return fmt.Errorf("imports unknown host function eventpipe.%s", name)
+			}
+		case "extism:host/env":
+			return errors.New("is an Extism plugin: the Extism adapter is not built yet")
+		default:
+			return fmt.Errorf("imports %s.%s, which the host does not provide", mod, name)
+		}
+	}
+	return nil
+}
+
+func (p *Plugin) granted(c string) bool {
+	for _, g := range p.spec.Capabilities {
+		if strings.EqualFold(g, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// instantiateHostModule provides the eventpipe host functions. Whether a
+// plugin may use them is checked against its manifest and the grant.
+func (p *Plugin) instantiateHostModule(ctx context.Context) error {
+	_, err := p.rt.NewHostModuleBuilder("eventpipe").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level, ptr, n uint32) {
+		if !p.logLimit.Allow() {
+			p.metrics.logsDropped.Add(1)
+			return
+		}
+		msg, ok := m.Memory().Read(ptr, n)
+		if !ok {
+			return
+		}
+		lv := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[min(level, 3)]
+		p.host.logger.Log(ctx, lv, string(msg), "plugin", p.spec.Name)
+	}).Export("log").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32, delta int64) {
+		name, ok := m.Memory().Read(ptr, n)
+		if ok {
+			p.metrics.addCustom(string(name), delta)
+		}
+	}).Export("metric_add").
+		Instantiate(ctx)
+	return err
+}
+
+func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	if len(p.spec.AllowedPaths) > 0 {
+		fs := wazero.NewFSConfig()
+		for _, ap := range p.spec.AllowedPaths {
+			dir, mode, _ := strings.Cut(ap, ":")
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return nil, err
+			}
+			if mode == "rw" {
+				fs = fs.WithDirMount(abs, abs)
+			} else {
+				fs = fs.WithReadOnlyDirMount(abs, abs)
+			}
+		}
+		cfg = cfg.WithFSConfig(fs)
+	}
+	for _, k := range p.spec.Env {
+		if v, ok := os.LookupEnv(k); ok {
+			cfg = cfg.WithEnv(k, v)
+		}
+	}
+	return cfg, nil
+}
+
+// instance is one running copy of the module with its function handles
+// looked up once.
+type instance struct {
+	mod     api.Module
+	mem     api.Memory
+	buffer  api.Function
+	process api.Function
+	errFn   api.Function
+	stack   [2]uint64
+}
+
+func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error) {
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	in := &instance{mod: mod, mem: mod.Memory()}
+	bad := func(format string, args ...any) (*instance, error) {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf(format, args...)
+	}
+	if in.mem == nil {
+		return bad("exports no memory")
+	}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if _, err := f.Call(ctx); err != nil {
+			return bad("_initialize: %v", err)
+		}
+	}
+	marker := mod.ExportedFunction("eventpipe_abi_v1")
+	if marker == nil {
+		return bad("not an eventpipe v1 plugin: it does not export eventpipe_abi_v1 (see sdk/ABI.md)")
+	}
+	if res, err := marker.Call(ctx); err != nil || len(res) != 1 || uint32(res[0]) != 1 {
+		return bad("not an eventpipe v1 plugin: eventpipe_abi_v1 did not return 1 (%v)", err)
+	}
+	for _, name := range []string{"eventpipe_manifest", "eventpipe_buffer", "eventpipe_init", "eventpipe_process"} {
+		if mod.ExportedFunction(name) == nil {
+			return bad("does not export %s (see sdk/ABI.md)", name)
+		}
+	}
+	in.buffer = mod.ExportedFunction("eventpipe_buffer")
+	in.process = mod.ExportedFunction("eventpipe_process")
+	in.errFn = mod.ExportedFunction("eventpipe_error")
+	if first {
+		res, err := mod.ExportedFunction("eventpipe_manifest").Call(ctx)
+		if err != nil {
+			return bad("eventpipe_manifest: %v", err)
+		}
+		raw, ok := in.read(res[0])
+		if !ok {
+			return bad("eventpipe_manifest returned a pointer outside memory")
+		}
+		var m Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return bad("manifest is not JSON: %v", err)
+		}
+		if !validKind(m.Kind) {
+			return bad("manifest kind %q (want filter, transform, route or export)", m.Kind)
+		}
+		if m.Kind != p.spec.Kind {
+			return bad("is a %s plugin, used here as %s", m.Kind, p.spec.Kind)
+		}
+		if m.Kind == KindExport {
+			return bad("export plugins are not built yet")
+		}
+		for _, c := range m.Capabilities {
+			if !p.granted(c) {
+				return bad("asks for capability %q, which the pipeline does not grant (capabilities: [%s])", c, strings.Join(p.spec.Capabilities, ", "))
+			}
+		}
+		for _, f := range p.compiled.ImportedFunctions() {
+			mod, name, _ := f.Import()
+			if mod == "eventpipe" {
+				c := map[string]string{"log": "log", "metric_add": "metrics"}[name]
+				if !m.has(c) {
+					return bad("imports eventpipe.%s without declaring the %q capability", name, c)
+				}
+			}
+		}
+		p.manifest = m
+		if p.spec.Name == "" && m.Name != "" {
+			p.spec.Name = m.Name
+		}
+		p.initArg, _ = json.Marshal(map[string]any{"name": p.spec.Name, "config": p.spec.Config, "outputs": p.spec.Outputs})
+	}
+	ptr, err := in.write(ctx, p.initArg)
+	if err != nil {
+		return bad("init: %v", err)
+	}
+	res, err := mod.ExportedFunction("eventpipe_init").Call(ctx, uint64(ptr), uint64(len(p.initArg)))
+	if err != nil {
+		return bad("eventpipe_init: %v", err)
+	}
+	if int32(res[0]) != 0 {
+		return bad("eventpipe_init refused the configuration: %s", in.lastError(ctx))
+	}
+	return in, nil
+}
+
+// read resolves a packed (ptr<<32 | len) result to a view of memory.
+func (in *instance) read(packed uint64) ([]byte, bool) {
+	if int64(packed) < 0 {
+		return nil, false
+	}
+	return in.mem.Read(uint32(packed>>32), uint32(packed))
+}
+
+// view asks the guest for a buffer of n bytes and returns a view of it.
+func (in *instance) view(ctx context.Context, n int) (uint32, []byte, error) {
+	in.stack[0] = uint64(n)
+	if err := in.buffer.CallWithStack(ctx, in.stack[:]); err != nil {
+		return 0, nil, err
+	}
+	ptr := uint32(in.stack[0])
+	if ptr == 0 {
+		return 0, nil, fmt.Errorf("eventpipe_buffer(%d) returned 0", n)
+	}
+	b, ok := in.mem.Read(ptr, uint32(n))
+	if !ok {
+		return 0, nil, fmt.Errorf("eventpipe_buffer(%d) returned a pointer outside memory", n)
+	}
+	return ptr, b, nil
+}
+
+func (in *instance) write(ctx context.Context, data []byte) (uint32, error) {
+	ptr, b, err := in.view(ctx, max(len(data), 1))
+	if err != nil {
+		return 0, err
+	}
+	copy(b, data)
+	return ptr, nil
+}
+
+func (in *instance) lastError(ctx context.Context) string {
+	if in.errFn == nil {
+		return "(no eventpipe_error export)"
+	}
+	res, err := in.errFn.Call(ctx)
+	if err != nil || len(res) == 0 {
+		return "(eventpipe_error failed)"
+	}
+	b, ok := in.read(res[0])
+	if !ok {
+		return "(eventpipe_error returned a pointer outside memory)"
+	}
+	return string(b)
+}
+
+
+// acquire takes an instance from the pool, starting one if the slot is empty.
+func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
+	var in *instance
+	select {
+	case in = <-p.pool:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if in != nil {
+		return in, nil
+	}
+	in, err := p.newInstance(ctx, false)
+	if err != nil {
+		p.pool <- nil
+		return nil, err
+	}
+	return in, nil
+}
+
+// release returns an instance; a broken one is closed and its slot emptied
+// so a fresh instance takes its place.
+func (p *Plugin) release(ctx context.Context, in *instance, broken bool) {
+	if broken {
+		_ = in.mod.Close(context.WithoutCancel(ctx))
+		p.metrics.restarts.Add(1)
+		p.pool <- nil
+		return
+	}
+	p.pool <- in
+}

@@ -1,0 +1,275 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// Failure kinds, as counted in metrics.
+const (
+	FailTrap      = "trap"
+	FailTimeout   = "timeout"
+	FailBadOutput = "bad_output"
+	FailError     = "error" // the plugin returned an error code
+	FailStart     = "start" // a fresh instance would not start
+	FailBackoff   = "backoff"
+)
+
+// Metrics are one plugin's counters.
+type Metrics struct {
+	Batches     atomic.Uint64
+	EventsIn    atomic.Uint64
+	EventsOut   atomic.Uint64 // kept after the plugin
+	Nanos       atomic.Uint64 // time spent in batches
+	restarts    atomic.Uint64
+	logsDropped atomic.Uint64
+	mu          sync.Mutex
+	failures    map[string]uint64
+	custom      map[string]int64
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{failures: map[string]uint64{}, custom: map[string]int64{}}
+}
+
+func (m *Metrics) fail(kind string) {
+	m.mu.Lock()
+	m.failures[kind]++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) addCustom(name string, d int64) {
+	m.mu.Lock()
+	m.custom[name] += d
+	m.mu.Unlock()
+}
+
+// Snapshot is a copy of a plugin's counters.
+type Snapshot struct {
+	Batches, EventsIn, EventsOut, Restarts, LogsDropped uint64
+	Time                                                time.Duration
+	Failures                                            map[string]uint64
+	Custom                                              map[string]int64
+}
+
+// Stats returns the plugin's counters.
+func (p *Plugin) Stats() Snapshot {
+	m := p.metrics
+	s := Snapshot{Batches: m.Batches.Load(), EventsIn: m.EventsIn.Load(), EventsOut: m.EventsOut.Load(),
+		Restarts: m.restarts.Load(), LogsDropped: m.logsDropped.Load(), Time: time.Duration(m.Nanos.Load()),
+		Failures: map[string]uint64{}, Custom: map[string]int64{}}
+	m.mu.Lock()
+	for k, v := range m.failures {
+		s.Failures[k] = v
+	}
+	for k, v := range m.custom {
+		s.Custom[k] = v
+	}
+	m.mu.Unlock()
+	return s
+}
+
+// failure is a batch the plugin did not process, with why.
+type failure struct {
+	kind string
+	err  error
+}
+
+func (f *failure) Error() string { return f.kind + ": " + f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// Stage adapts a Plugin to pipeline.Stage with its failure policy and a
+// crash-loop backoff: after 5 failures in a row batches get the policy
+// without running, for 1s doubling up to 1m, until a run succeeds.
+type Stage struct {
+	*Plugin
+	mu          sync.Mutex
+	consecutive int
+	backoff     time.Duration
+	skipUntil   time.Time
+	scratch     []pipeline.Event
+	kept        []int
+	dropped     []bool
+}
+
+// Stage returns the plugin as a pipeline stage.
+func (p *Plugin) Stage() *Stage { return &Stage{Plugin: p} }
+
+// Process runs the plugin on the batch's kept events (one call), or applies
+// the failure policy when it fails. It returns nil: a plugin failure is
+// handled here, counted and reported through the events' verdicts.
+func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kept = s.kept[:0]
+	s.scratch = s.scratch[:0]
+	for i := range b.Events {
+		if b.Verdicts[i] == pipeline.Keep {
+			s.kept = append(s.kept, i)
+			s.scratch = append(s.scratch, b.Events[i])
+		}
+	}
+	if len(s.kept) == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Before(s.skipUntil) {
+		s.metrics.fail(FailBackoff)
+		s.apply(b, &failure{FailBackoff, fmt.Errorf("plugin failing repeatedly; not run until %s", s.skipUntil.Format(time.RFC3339))})
+		return nil
+	}
+	start := time.Now()
+	err := s.run(ctx, b)
+	s.metrics.Batches.Add(1)
+	s.metrics.EventsIn.Add(uint64(len(s.kept)))
+	s.metrics.Nanos.Add(uint64(time.Since(start)))
+	if err == nil {
+		s.consecutive, s.backoff = 0, 0
+		n := 0
+		for _, i := range s.kept {
+			if b.Verdicts[i] == pipeline.Keep {
+				n++
+			}
+		}
+		s.metrics.EventsOut.Add(uint64(n))
+		return nil
+	}
+	var f *failure
+	if !errors.As(err, &f) {
+		f = &failure{FailError, err}
+	}
+	s.metrics.fail(f.kind)
+	s.host.logger.Warn("plugin failed; batch handled by on_error", "plugin", s.spec.Name, "kind", f.kind, "err", f.err, "on_error", s.spec.OnError, "events", len(s.kept))
+	s.consecutive++
+	if s.consecutive >= 5 {
+		if s.backoff == 0 {
+			s.backoff = time.Second
+		} else {
+			s.backoff = min(2*s.backoff, time.Minute)
+		}
+		s.skipUntil = time.Now().Add(s.backoff)
+	}
+	s.apply(b, f)
+	return nil
+}
+
+// apply gives the kept events the on_error treatment.
+func (s *Stage) apply(b *pipeline.Batch, f *failure) {
+	reason := fmt.Sprintf("plugin %s failed (%s): %v", s.spec.Name, f.kind, f.err)
+	for _, i := range s.kept {
+		switch s.spec.OnError {
+		case "fail_open":
+		case "fail_closed":
+			b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, reason)
+		default:
+			b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, reason)
+		}
+	}
+}
+
+// run makes the one call for the batch and applies its output.
+func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
+	in, err := s.acquire(ctx)
+	if err != nil {
+		return &failure{FailStart, err}
+	}
+	broken := false
+	defer func() { s.release(ctx, in, broken) }()
+	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
+	defer cancel()
+	size := encodedSize(s.scratch)
+	ptr, view, err := in.view(cctx, size)
+	if err != nil {
+		broken = true
+		return classify(cctx, err)
+	}
+	if err := encodeBatch(view, s.scratch); err != nil {
+		return &failure{FailError, err}
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
+	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
+		broken = true
+		return classify(cctx, err)
+	}
+	res := int64(in.stack[0])
+	if res < 0 {
+		return &failure{FailError, fmt.Errorf("eventpipe_process returned %d: %s", res, in.lastError(cctx))}
+	}
+	out, ok := in.read(uint64(res))
+	if !ok {
+		broken = true
+		return &failure{FailBadOutput, fmt.Errorf("output pointer %#x+%d is outside memory (%d bytes)", uint32(res>>32), uint32(res), in.mem.Size())}
+	}
+	n := len(s.kept)
+	switch s.manifest.Kind {
+	case KindFilter:
+		if len(out) != n {
+			broken = true
+			return &failure{FailBadOutput, fmt.Errorf("filter output is %d bytes for %d events", len(out), n)}
+		}
+		for k, i := range s.kept {
+			switch out[k] {
+			case 0:
+			case 1:
+				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+			case 2:
+				b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, "refused by plugin")
+			default:
+				broken = true
+				return &failure{FailBadOutput, fmt.Errorf("verdict %d for event %d (want 0, 1 or 2)", out[k], k)}
+			}
+		}
+	case KindRoute:
+		if len(out) != 8*n {
+			broken = true
+			return &failure{FailBadOutput, fmt.Errorf("route output is %d bytes for %d events (want %d)", len(out), n, 8*n)}
+		}
+		limit := uint64(1)<<uint(len(s.spec.Outputs)) - 1
+		for k, i := range s.kept {
+			r := binary.LittleEndian.Uint64(out[8*k:])
+			if r&^limit != 0 {
+				broken = true
+				return &failure{FailBadOutput, fmt.Errorf("event %d routed to output bit beyond the %d outputs", k, len(s.spec.Outputs))}
+			}
+			b.Routes[i] = r
+			if r == 0 {
+				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "unrouted")
+			}
+		}
+	case KindTransform:
+		s.dropped = append(s.dropped[:0], make([]bool, n)...)
+		if err := decodeBatch(out, s.scratch, s.dropped); err != nil {
+			broken = true
+			return &failure{FailBadOutput, err}
+		}
+		for k, i := range s.kept {
+			if s.dropped[k] {
+				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				continue
+			}
+			b.Events[i] = s.scratch[k]
+		}
+	}
+	return nil
+}
+
+// classify names a call failure: a timeout (the instance was closed when
+// the batch's deadline passed) or a trap.
+func classify(ctx context.Context, err error) error {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled) {
+		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout: %v", err)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout: %v", err)}
+	}
+	return &failure{FailTrap, err}
+}
