@@ -18,7 +18,15 @@ const (
 	recordHeader = 40
 )
 
-// recordFields returns the variable-length fields of an event in ABI order.
+// abiTime is the ABI's time field for t: unix nanoseconds, or 0 for a time
+// int64 nanoseconds cannot hold (before 1678 or after 2262; the zero time).
+func abiTime(t time.Time) int64 {
+	if y := t.Year(); y < 1678 || y > 2261 {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 func tagsJSON(tags []string) []byte {
 	if len(tags) == 0 {
 		return nil
@@ -63,7 +71,7 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 		}
 		r := dst[o : o+size]
 		le.PutUint32(r[0:], uint32(size))
-		le.PutUint64(r[4:], uint64(e.Time.UnixNano()))
+		le.PutUint64(r[4:], uint64(abiTime(e.Time)))
 		le.PutUint64(r[12:], e.Sequence)
 		for k, f := range fields {
 			le.PutUint16(r[20+2*k:], uint16(len(f)))
@@ -130,7 +138,9 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
 			e.Type = f[0]
 		}
 		e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language = f[1], f[2], f[3], f[4], f[5]
-		e.Time = time.Unix(0, int64(le.Uint64(r[4:]))).UTC()
+		if t := int64(le.Uint64(r[4:])); t != abiTime(e.Time) {
+			e.Time = time.Unix(0, t).UTC() // the plugin changed it
+		}
 		e.Sequence = le.Uint64(r[12:])
 		e.Tags = nil
 		if f[6] != "" {

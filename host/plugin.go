@@ -408,7 +408,6 @@ func (in *instance) lastError(ctx context.Context) string {
 	return string(b)
 }
 
-
 // acquire takes an instance from the pool, starting one if the slot is empty.
 func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 	var in *instance

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 
+	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
@@ -146,7 +148,27 @@ func registry(io IO) *runner.Registry {
 	if io.Registry != nil {
 		return io.Registry()
 	}
-	return runner.NewRegistry()
+	reg := runner.NewRegistry()
+	if h, err := wasmHost(io); err == nil {
+		reg.SetPluginLoader(host.Loader{Host: h})
+	} else {
+		fmt.Fprintf(io.Stderr, "eventpipe: wasm plugins unavailable: %v\n", err)
+	}
+	return reg
+}
+
+// wasmHost starts the plugin host with its compilation cache in
+// $EVENTPIPE_WASM_CACHE, or the user cache directory.
+func wasmHost(io IO) (*host.Host, error) {
+	dir, ok := io.Env("EVENTPIPE_WASM_CACHE")
+	if !ok {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "eventpipe", "wasm")
+	}
+	return host.New(host.Options{CacheDir: dir})
 }
 
 // loadConfig loads and fully validates a pipeline file. On error it prints

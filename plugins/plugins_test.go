@@ -1,0 +1,178 @@
+// Differential tests: the built-in wasm plugins and the native stages run
+// the same code and must give identical output on the same events.
+package plugins_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/internal/bench"
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
+)
+
+var wasmDir string
+
+// TestMain builds the plugins with standard Go for wasip1, as `make
+// plugins` does.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventpipe-plugins-")
+	if err != nil {
+		panic(err)
+	}
+	wasmDir = dir
+	for _, name := range []string{"filter", "sanitize"} {
+		if err := buildPlugin(name, filepath.Join(dir, name+".wasm")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildPlugin(name, out string) error {
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+name)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building plugin %s: %v\n%s", name, err, b)
+	}
+	return nil
+}
+
+func sampleEvents(t testing.TB) []pipeline.Event {
+	t.Helper()
+	var evs []pipeline.Event
+	raw, err := os.ReadFile("../testdata/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = append(raw, bench.Input(400)...)
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if ev, err := pipeline.Decode(line, pipeline.DecodeOptions{}); err == nil {
+			ev.ID = fmt.Sprintf("id-%d", len(evs))
+			evs = append(evs, ev)
+		}
+	}
+	extra := []string{
+		`{"type":"a.b","source":"/home/bob/x","data":{"Password":"p","nested":[{"token":"t","msg":"Bearer abcdefghijkl"}],"n":1.50,"url":"postgres://u:pw@h/db"}}`,
+		`{"type":"a.b","data":"just a string with sk-ant-abcdefghijklmnopqrstuv"}`,
+		`{"type":"a.b","data":[1,2,{"api_key":"k"}]}`,
+		`{"type":"tool.x","data":{"level":"warn","score":9}}`,
+	}
+	for _, e := range extra {
+		ev, err := pipeline.Decode([]byte(e), pipeline.DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func load(t testing.TB, name, kind string, config any) *host.Stage {
+	t.Helper()
+	h, err := host.New(host.Options{CacheDir: filepath.Join(os.TempDir(), "eventpipe-test-wasm-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, name+".wasm"), Kind: kind, Config: config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()); _ = h.Close(context.Background()) })
+	return p.Stage()
+}
+
+type outcome struct {
+	Verdicts []pipeline.Verdict
+	Events   []string
+}
+
+func run(t testing.TB, s pipeline.Stage, evs []pipeline.Event) outcome {
+	t.Helper()
+	var b pipeline.Batch
+	b.Reset(append([]pipeline.Event(nil), evs...))
+	if err := s.Process(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	o := outcome{Verdicts: b.Verdicts}
+	for i := range b.Events {
+		if b.Verdicts[i] == pipeline.Keep {
+			o.Events = append(o.Events, string(b.Events[i].AppendJSON(nil)))
+		}
+	}
+	return o
+}
+
+func TestSanitizePluginMatchesNative(t *testing.T) {
+	cfg := stage.DefaultSanitizeConfig()
+	cfg.DenyFields = append(cfg.DenyFields, "email")
+	cfg.HashFields, cfg.HashKey = []string{"user"}, []byte("k3y")
+	native, err := stage.NewSanitize(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := load(t, "sanitize", host.KindTransform, cfg)
+	evs := sampleEvents(t)
+	want, got := run(t, native, evs), run(t, wasm, evs)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("wasm sanitize differs from native (-native +wasm):\n%s", diff)
+	}
+	changed := 0
+	for i, e := range want.Events {
+		if e != string(evs[i].AppendJSON(nil)) {
+			changed++
+		}
+	}
+	if changed < 5 {
+		t.Errorf("only %d events were sanitized: the comparison proves little", changed)
+	}
+}
+
+func TestFilterPluginMatchesNative(t *testing.T) {
+	cfg := stage.FilterConfig{
+		ExcludeTypes: []string{"*.debug", "agent.heartbeat"},
+		Conditions:   []stage.Condition{{Field: "data.score", Op: "ne", Value: 9.0}, {Field: "source", Op: "not_regex", Value: "^sandbox$"}},
+	}
+	native, err := stage.NewFilter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := load(t, "filter", host.KindFilter, cfg)
+	evs := sampleEvents(t)
+	want, got := run(t, native, evs), run(t, wasm, evs)
+	if diff := cmp.Diff(want.Verdicts, got.Verdicts); diff != "" {
+		t.Errorf("wasm filter differs from native (-native +wasm):\n%s", diff)
+	}
+	drops := 0
+	for _, v := range want.Verdicts {
+		if v == pipeline.Drop {
+			drops++
+		}
+	}
+	if drops < 3 || drops == len(evs) {
+		t.Errorf("%d of %d dropped: the comparison proves little", drops, len(evs))
+	}
+}
+
+func TestPluginRejectsBadConfig(t *testing.T) {
+	h, _ := host.New(host.Options{})
+	defer h.Close(context.Background())
+	_, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, "filter.wasm"), Kind: host.KindFilter,
+		Config: map[string]any{"conditions": []any{map[string]any{"field": "data.x", "op": "frobnicate"}}}})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("frobnicate")) {
+		t.Errorf("got %v", err)
+	}
+	_ = json.Valid
+}

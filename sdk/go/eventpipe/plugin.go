@@ -1,0 +1,106 @@
+package eventpipe
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+)
+
+// Plugin describes the plugin a module is. Exactly one of Filter,
+// Transform and Route is set, matching Kind.
+type Plugin struct {
+	Name         string
+	Version      string
+	Kind         string
+	Capabilities []string
+	// Init receives the plugin's config from pipeline.yaml (JSON) and, for
+	// route plugins, the pipeline's output names. Optional.
+	Init func(config []byte, outputs []string) error
+	// Filter decides keep, drop or dead-letter for each event.
+	Filter func(e *Event) Verdict
+	// Transform may change e in place; returning false drops it.
+	Transform func(e *Event) bool
+	// Route returns a bit set of output indexes (bit k: outputs[k]).
+	Route func(e *Event) uint64
+}
+
+var (
+	registered *Plugin
+	lastErr    string
+	in         []byte // the buffer the host writes into
+	out        []byte // the output of the last call
+)
+
+// Register makes p the module's plugin. Call it from an init function.
+func Register(p Plugin) {
+	if registered != nil {
+		panic("eventpipe: Register called twice")
+	}
+	registered = &p
+}
+
+func manifestJSON() []byte {
+	p := registered
+	if p == nil {
+		return []byte(`{"name":"","kind":""}`)
+	}
+	caps := p.Capabilities
+	if caps == nil {
+		caps = []string{}
+	}
+	b, _ := json.Marshal(map[string]any{"name": p.Name, "version": p.Version, "kind": p.Kind, "capabilities": caps})
+	return b
+}
+
+func initWith(arg []byte) error {
+	if registered == nil {
+		return errors.New("no plugin registered (call eventpipe.Register in an init function)")
+	}
+	var a struct {
+		Config  json.RawMessage `json:"config"`
+		Outputs []string        `json:"outputs"`
+	}
+	if err := json.Unmarshal(arg, &a); err != nil {
+		return err
+	}
+	if registered.Init != nil {
+		return registered.Init(a.Config, a.Outputs)
+	}
+	return nil
+}
+
+// processBatch runs the registered plugin over one batch and returns its
+// output (sdk/ABI.md, "Output of eventpipe_process").
+func processBatch(batch []byte) ([]byte, error) {
+	p := registered
+	out = out[:0]
+	switch p.Kind {
+	case KindFilter:
+		err := DecodeBatch(batch, func(_ int, e *Event) error {
+			out = append(out, byte(p.Filter(e)))
+			return nil
+		})
+		return out, err
+	case KindRoute:
+		err := DecodeBatch(batch, func(_ int, e *Event) error {
+			out = binary.LittleEndian.AppendUint64(out, p.Route(e))
+			return nil
+		})
+		return out, err
+	case KindTransform:
+		if len(batch) < 8 {
+			return nil, ErrMalformed
+		}
+		out = AppendBatchHeader(out, int(binary.LittleEndian.Uint32(batch[4:])))
+		err := DecodeBatch(batch, func(_ int, e *Event) error {
+			if p.Transform(e) {
+				out = AppendRecord(out, e)
+			} else {
+				out = AppendRecord(out, nil)
+			}
+			return nil
+		})
+		return out, err
+	}
+	return nil, errors.New("unknown kind " + p.Kind)
+}
