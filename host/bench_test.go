@@ -1,0 +1,62 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+func benchBatch(n int) []pipeline.Event {
+	evs := make([]pipeline.Event, n)
+	for i := range evs {
+		typ := "agent.completed"
+		if i%10 == 0 {
+			typ = "agent.debug"
+		}
+		evs[i] = pipeline.Event{Type: typ, Source: "researcher", ID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+			Data: json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, strings.Repeat("x", 180)))}
+	}
+	return evs
+}
+
+// nativeRef is the reference filter's logic in Go: the baseline.
+type nativeRef struct{}
+
+func (nativeRef) Process(_ context.Context, b *pipeline.Batch) error {
+	for i := range b.Events {
+		e := &b.Events[i]
+		switch {
+		case e.Source == "evil":
+			b.Mark(i, pipeline.DeadLetter, "ref", "evil")
+		case strings.HasSuffix(e.Type, ".debug"):
+			b.Mark(i, pipeline.Drop, "ref", "debug")
+		}
+	}
+	return nil
+}
+
+// BenchmarkFilterOverhead: a 1000-event batch (~200-byte payloads) through
+// the reference filter, native and as a wasm plugin. The difference per
+// event is the host's framework overhead (copying the batch into guest
+// memory, one call, reading verdicts); the guest only walks the records.
+func BenchmarkFilterOverhead(b *testing.B) {
+	evs := benchBatch(1000)
+	run := func(b *testing.B, s pipeline.Stage) {
+		var bt pipeline.Batch
+		b.ReportAllocs()
+		for b.Loop() {
+			bt.Reset(evs)
+			_ = s.Process(context.Background(), &bt)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+	}
+	b.Run("native", func(b *testing.B) { run(b, nativeRef{}) })
+	h := newHost(b)
+	p := load(b, h, host.Spec{Path: "../sdk/wat/filter.wasm"})
+	b.Run("wasm-wat", func(b *testing.B) { run(b, p.Stage()) })
+}

@@ -1,0 +1,142 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// conformanceDir holds the non-Go conformance plugins: the committed
+// builds, or fresh ones (CI sets EVENTPIPE_CONFORMANCE_DIR after
+// rebuilding them from source with `make conformance`).
+func conformanceDir() string {
+	if d := os.Getenv("EVENTPIPE_CONFORMANCE_DIR"); d != "" {
+		return d
+	}
+	return "testdata/conformance"
+}
+
+var goConformance string // built by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "eventpipe-conformance-")
+	if err != nil {
+		panic(err)
+	}
+	goConformance = filepath.Join(dir, "filter-go.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", goConformance, "../sdk/go/examples/conformance")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the Go conformance plugin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func fnv1a(b []byte) uint32 {
+	h := uint32(0x811c9dc5)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 0x01000193
+	}
+	return h
+}
+
+// nativeConformance is the conformance filter in Go, run natively: the
+// verdicts every language must reproduce, and the benchmark baseline.
+type nativeConformance struct{}
+
+func (nativeConformance) Process(_ context.Context, b *pipeline.Batch) error {
+	for i := range b.Events {
+		e := &b.Events[i]
+		switch {
+		case e.Source == "evil":
+			b.Mark(i, pipeline.DeadLetter, "c", "evil")
+		case strings.HasSuffix(e.Type, ".debug"):
+			b.Mark(i, pipeline.Drop, "c", "debug")
+		case fnv1a(e.Data)%7 == 0:
+			b.Mark(i, pipeline.Drop, "c", "fnv")
+		}
+	}
+	return nil
+}
+
+func conformancePlugins() map[string]string {
+	d := conformanceDir()
+	return map[string]string{
+		"wat":            "../sdk/wat/filter.wasm",
+		"c":              filepath.Join(d, "filter-c.wasm"),
+		"rust":           filepath.Join(d, "filter-rust.wasm"),
+		"assemblyscript": filepath.Join(d, "filter-as.wasm"),
+		"go":             goConformance,
+	}
+}
+
+func conformanceEvents() []pipeline.Event {
+	var evs []pipeline.Event
+	types := []string{"agent.completed", "agent.debug", "x.debug", "debug", "a.debugger", "tool.invoked"}
+	sources := []string{"a", "evil", "evil2", "", "eviL"}
+	for i := 0; i < 300; i++ {
+		evs = append(evs, pipeline.Event{
+			Type: types[i%len(types)], Source: sources[i%len(sources)], ID: fmt.Sprint(i),
+			Data: json.RawMessage(fmt.Sprintf(`{"i":%d,"s":"%s"}`, i, strings.Repeat("z", i%40))),
+			Tags: []string{"t"}[:i%2],
+		})
+	}
+	evs = append(evs, pipeline.Event{Type: "no.data"})
+	return evs
+}
+
+func TestConformanceAllLanguagesAgree(t *testing.T) {
+	h := newHost(t)
+	evs := conformanceEvents()
+	want := runBatch(t, nativeConformance{}, evs).Verdicts
+	var counts [3]int
+	for _, v := range want {
+		counts[v]++
+	}
+	if counts[0] == 0 || counts[1] == 0 || counts[2] == 0 {
+		t.Fatalf("the event set does not exercise every verdict: %v", counts)
+	}
+	for lang, path := range conformancePlugins() {
+		t.Run(lang, func(t *testing.T) {
+			p := load(t, h, host.Spec{Path: path})
+			got := runBatch(t, p.Stage(), evs).Verdicts
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("event %d (%s from %q): %v, native says %v", i, evs[i].Type, evs[i].Source, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConformanceFilter: the conformance filter (FNV-1a over ~200-byte
+// data, real work per byte) natively and in each language, 1000-event
+// batches. ns/event includes the host's overhead.
+func BenchmarkConformanceFilter(b *testing.B) {
+	evs := benchBatch(1000)
+	run := func(b *testing.B, s pipeline.Stage) {
+		var bt pipeline.Batch
+		for b.Loop() {
+			bt.Reset(evs)
+			_ = s.Process(context.Background(), &bt)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+	}
+	b.Run("native-go", func(b *testing.B) { run(b, nativeConformance{}) })
+	h := newHost(b)
+	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go"} {
+		p := load(b, h, host.Spec{Path: conformancePlugins()[lang]})
+		b.Run(lang, func(b *testing.B) { run(b, p.Stage()) })
+	}
+}
