@@ -4,7 +4,12 @@ BIN      := bin/eventpipe
 FUZZTIME ?= 5s
 PKGS     := ./...
 
-.PHONY: all build run test unit race fuzz bench lint vet fmt clean
+WASI_GO  := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared
+# Where `make conformance` writes the rebuilt non-Go conformance plugins.
+CONFORMANCE_OUT ?= host/testdata/conformance
+WAT_OUT ?= .
+
+.PHONY: all build run test unit race fuzz bench lint vet fmt clean plugins conformance wat
 
 all: build
 
@@ -41,6 +46,29 @@ bench:
 
 fmt:
 	gofmt -w .
+
+# The built-in plugins, compiled with standard Go for wasip1.
+plugins:
+	mkdir -p bin/plugins
+	$(WASI_GO) -o bin/plugins/filter.wasm ./plugins/filter
+	$(WASI_GO) -o bin/plugins/sanitize.wasm ./plugins/sanitize
+
+# Rebuild the committed conformance plugins from source. Needs clang + lld,
+# Debian's rustc with libstd-rust-dev-wasm32, and npm (see .ci/run).
+conformance:
+	mkdir -p $(CONFORMANCE_OUT)
+	clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--strip-all -Wl,--export-dynamic \
+		-o $(CONFORMANCE_OUT)/filter-c.wasm host/testdata/conformance/src/filter.c
+	/usr/bin/rustc --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=3 -C strip=symbols \
+		-o $(CONFORMANCE_OUT)/filter-rust.wasm host/testdata/conformance/src/filter.rs
+	cd sdk/assemblyscript && npm ci --no-audit --no-fund
+	sdk/assemblyscript/node_modules/.bin/asc host/testdata/conformance/src/filter.ts \
+		--outFile $(CONFORMANCE_OUT)/filter-as.wasm --optimizeLevel 3 --runtime stub --use abort=
+
+# Rebuild the WAT modules (reference filter, hostile test plugins) into WAT_OUT.
+wat:
+	@set -e; for f in sdk/wat/*.wat host/testdata/plugins/*.wat; do \
+		mkdir -p $(WAT_OUT)/$$(dirname $$f); wat2wasm $$f -o $(WAT_OUT)/$${f%.wat}.wasm; done
 
 clean:
 	rm -rf bin

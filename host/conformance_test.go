@@ -138,5 +138,7 @@ func BenchmarkConformanceFilter(b *testing.B) {
 	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go"} {
 		p := load(b, h, host.Spec{Path: conformancePlugins()[lang]})
 		b.Run(lang, func(b *testing.B) { run(b, p.Stage()) })
+		tp := load(b, h, host.Spec{Path: conformancePlugins()[lang], Trusted: true})
+		b.Run(lang+"-trusted", func(b *testing.B) { run(b, tp.Stage()) })
 	}
 }

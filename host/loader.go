@@ -21,7 +21,7 @@ func (l Loader) Stage(p config.Plugin, kind string, env runner.Env) (pipeline.St
 	spec := Spec{
 		Path: env.Config.Resolve(p.Path), SHA256: p.SHA256, Kind: kind, Config: p.Config,
 		Pool: p.Pool, MaxMemory: p.MaxMemory, Timeout: p.Timeout, OnError: p.OnError,
-		Capabilities: p.Capabilities, Env: p.Env,
+		Capabilities: p.Capabilities, Env: p.Env, Trusted: p.Trusted,
 	}
 	for _, ap := range p.AllowedPaths {
 		spec.AllowedPaths = append(spec.AllowedPaths, env.Config.Resolve(ap))

@@ -127,6 +127,7 @@ type Plugin struct {
 	AllowedHosts []string      `yaml:"allowed_hosts"`
 	AllowedPaths []string      `yaml:"allowed_paths"`
 	Env          []string      `yaml:"env"`
+	Trusted      bool          `yaml:"trusted"`
 }
 
 // DeadLetter is where refused events and input go.
