@@ -134,36 +134,48 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
 			continue
 		}
 		p := recordHeader
-		var f [7]string
+		var f [7][]byte
 		for k, n := range lens {
-			f[k] = string(r[p : p+n])
+			f[k] = r[p : p+n]
 			p += n
 		}
 		data := r[p:]
 		e := &events[i]
-		if f[0] != e.Type {
-			if !pipeline.ValidType(f[0]) {
+		// Only what the plugin changed is copied: comparing a []byte with a
+		// string allocates nothing.
+		if string(f[0]) != e.Type {
+			if !pipeline.ValidType(string(f[0])) {
 				return fmt.Errorf("record %d: invalid type %q", i, f[0])
 			}
-			e.Type = f[0]
+			e.Type = string(f[0])
 		}
-		e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language = f[1], f[2], f[3], f[4], f[5]
+		setIfChanged(&e.Source, f[1])
+		setIfChanged(&e.ID, f[2])
+		setIfChanged(&e.CorrelationID, f[3])
+		setIfChanged(&e.CausationID, f[4])
+		setIfChanged(&e.Language, f[5])
 		if t := int64(le.Uint64(r[4:])); t != abiTime(e.Time) {
 			e.Time = time.Unix(0, t).UTC() // the plugin changed it
 		}
 		e.Sequence = le.Uint64(r[12:])
-		e.Tags = nil
-		if f[6] != "" {
-			if err := json.Unmarshal([]byte(f[6]), &e.Tags); err != nil {
-				return fmt.Errorf("record %d: tags: %v", i, err)
+		if len(e.Tags) > 0 || len(f[6]) > 0 {
+			if string(f[6]) != string(tagsJSON(e.Tags)) {
+				e.Tags = nil
+				if len(f[6]) > 0 {
+					if err := json.Unmarshal(f[6], &e.Tags); err != nil {
+						return fmt.Errorf("record %d: tags: %v", i, err)
+					}
+				}
 			}
 		}
-		if len(data) > 0 && !json.Valid(data) {
-			return fmt.Errorf("record %d: data is not JSON", i)
-		}
-		e.Data = append(e.Data[:0:0], data...)
-		if len(data) == 0 {
-			e.Data = nil
+		if string(data) != string(e.Data) {
+			if len(data) > 0 && !json.Valid(data) {
+				return fmt.Errorf("record %d: data is not JSON", i)
+			}
+			e.Data = append(json.RawMessage(nil), data...)
+			if len(data) == 0 {
+				e.Data = nil
+			}
 		}
 		o += size
 	}
@@ -171,6 +183,12 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
 		return fmt.Errorf("output has %d trailing bytes", len(src)-o)
 	}
 	return nil
+}
+
+func setIfChanged(dst *string, b []byte) {
+	if string(b) != *dst {
+		*dst = string(b)
+	}
 }
 
 // kinds a plugin may declare.

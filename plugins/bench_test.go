@@ -1,0 +1,102 @@
+package plugins_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/internal/bench"
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/runner"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
+)
+
+// BenchmarkSanitizePlugin: the built-in sanitize plugin on 1000-event
+// batches of ~300-byte events, against the native stage in the same run.
+func BenchmarkSanitizePlugin(b *testing.B) {
+	src := []pipeline.Event{}
+	for _, line := range strings.Split(strings.TrimSpace(string(bench.Input(1000))), "\n") {
+		ev, _ := pipeline.Decode([]byte(line), pipeline.DecodeOptions{})
+		ev.ID, ev.Time = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", time.Now()
+		src = append(src, ev)
+	}
+	run := func(b *testing.B, s pipeline.Stage) {
+		evs := make([]pipeline.Event, len(src))
+		var bt pipeline.Batch
+		for b.Loop() {
+			copy(evs, src)
+			bt.Reset(evs)
+			_ = s.Process(context.Background(), &bt)
+		}
+		b.ReportMetric(float64(b.N*len(src))/b.Elapsed().Seconds(), "events/s")
+	}
+	native, _ := stage.NewSanitize(stage.DefaultSanitizeConfig())
+	b.Run("native", func(b *testing.B) { run(b, native) })
+	b.Run("wasm", func(b *testing.B) { run(b, load(b, "sanitize", host.KindTransform, nil)) })
+	b.Run("wasm-trusted", func(b *testing.B) {
+		h, _ := host.New(host.Options{})
+		p, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, "sanitize.wasm"), Kind: host.KindTransform, Trusted: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, p.Stage())
+	})
+}
+
+// BenchmarkEndToEndWasmSanitize: JSON lines -> filter -> wasm sanitize ->
+// route -> file, against the same pipeline with the native sanitize.
+func BenchmarkEndToEndWasmSanitize(b *testing.B) {
+	n := max(b.N, 20000)
+	native, err := bench.Throughput(context.Background(), bench.Options{Events: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, trusted := range []bool{false, true} {
+		yaml := strings.Replace(bench.DefaultPipeline, "sanitize:\n  enabled: true\n",
+			"sanitize:\n  enabled: false\n  plugins:\n    - path: "+filepath.Join(wasmDir, "sanitize.wasm")+"\n      trusted: "+map[bool]string{true: "true", false: "false"}[trusted]+"\n", 1)
+		h, _ := host.New(host.Options{CacheDir: filepath.Join(os.TempDir(), "eventpipe-test-wasm-cache")})
+		reg := runner.NewRegistry()
+		reg.SetPluginLoader(host.Loader{Host: h})
+		res, err := bench.Throughput(context.Background(), bench.Options{Events: n, Pipeline: yaml, Registry: reg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := "wasm"
+		if trusted {
+			name = "wasm-trusted"
+		}
+		b.ReportMetric(res.EventsPerSec, name+"-events/s")
+		b.ReportMetric(res.EventsPerSec/native.EventsPerSec*100, name+"-%-of-native")
+	}
+	b.ReportMetric(native.EventsPerSec, "native-events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStartBuiltins: loading both Go built-in plugins (one instance
+// each) with a warm compilation cache, as a pipeline start does.
+func BenchmarkStartBuiltins(b *testing.B) {
+	cache := b.TempDir()
+	start := func() {
+		h, err := host.New(host.Options{CacheDir: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range [][2]string{{"filter", host.KindFilter}, {"sanitize", host.KindTransform}} {
+			p, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, k[0]+".wasm"), Kind: k[1]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+		}
+		_ = h.Close(context.Background())
+	}
+	start() // warm the cache
+	for b.Loop() {
+		start()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/start")
+}
