@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/eventpipe/eventpipe/internal/jsonscan"
 )
 
 // errFallback says the fast decoder met something it leaves to
@@ -278,7 +280,7 @@ func (p *fastParser) metadata(w *wireEvent) error {
 // raw returns the next value's bytes, checked with json.Valid.
 func (p *fastParser) raw() (json.RawMessage, error) {
 	start := p.i
-	end := skipJSONValue(p.b, p.i)
+	end := jsonscan.ValueEnd(p.b, p.i)
 	if end < 0 {
 		return nil, errFallback
 	}
@@ -288,60 +290,4 @@ func (p *fastParser) raw() (json.RawMessage, error) {
 	}
 	p.i = end
 	return v, nil
-}
-
-// skipJSONValue returns the index past the value at b[i] (not validated),
-// or -1.
-func skipJSONValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		for j := i + 1; j < len(b); j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1
-			}
-		}
-		return -1
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				k := skipJSONValue(b, j)
-				if k < 0 {
-					return -1
-				}
-				j = k - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(b) {
-			switch b[j] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				if j == i {
-					return -1
-				}
-				return j
-			}
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
 }

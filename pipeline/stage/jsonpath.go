@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/eventpipe/eventpipe/internal/jsonscan"
 )
 
 // lookupRaw finds the value at path (object keys) in raw JSON without
@@ -13,24 +15,24 @@ import (
 func lookupRaw(raw []byte, path []string) (any, bool) {
 	i := 0
 	for _, key := range path {
-		i = skipWS(raw, i)
+		i = jsonscan.SkipWS(raw, i)
 		if i >= len(raw) || raw[i] != '{' {
 			return nil, false
 		}
 		i++
 		found := false
 		for {
-			i = skipWS(raw, i)
+			i = jsonscan.SkipWS(raw, i)
 			if i >= len(raw) || raw[i] == '}' {
 				return nil, false
 			}
 			if raw[i] == ',' {
-				i = skipWS(raw, i+1)
+				i = jsonscan.SkipWS(raw, i+1)
 			}
 			if i >= len(raw) || raw[i] != '"' {
 				return nil, false
 			}
-			end, esc := stringEndAt(raw, i)
+			end, esc := jsonscan.StringEnd(raw, i)
 			if end < 0 {
 				return nil, false
 			}
@@ -41,16 +43,16 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 				var k string
 				match = json.Unmarshal(raw[i:end], &k) == nil && k == key
 			}
-			i = skipWS(raw, end)
+			i = jsonscan.SkipWS(raw, end)
 			if i >= len(raw) || raw[i] != ':' {
 				return nil, false
 			}
-			i = skipWS(raw, i+1)
+			i = jsonscan.SkipWS(raw, i+1)
 			if match {
 				found = true
 				break
 			}
-			if i = skipValue(raw, i); i < 0 {
+			if i = jsonscan.ValueEnd(raw, i); i < 0 {
 				return nil, false
 			}
 		}
@@ -58,7 +60,7 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 			return nil, false
 		}
 	}
-	end := skipValue(raw, i)
+	end := jsonscan.ValueEnd(raw, i)
 	if end < 0 {
 		return nil, false
 	}
@@ -86,69 +88,4 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 		return nil, false
 	}
 	return v, true
-}
-
-func skipWS(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEndAt returns the index past the string starting at raw[i] (a
-// quote), and whether it holds escapes; -1 if unterminated.
-func stringEndAt(raw []byte, i int) (int, bool) {
-	esc := false
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc
-		}
-	}
-	return -1, false
-}
-
-// skipValue returns the index past the JSON value starting at raw[i], or -1.
-func skipValue(raw []byte, i int) int {
-	if i >= len(raw) {
-		return -1
-	}
-	switch raw[i] {
-	case '"':
-		end, _ := stringEndAt(raw, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(raw); j++ {
-			switch raw[j] {
-			case '"':
-				end, _ := stringEndAt(raw, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(raw) {
-			switch raw[j] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return j
-			}
-			j++
-		}
-		return j
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/eventpipe/eventpipe/internal/jsonscan"
 	"github.com/eventpipe/eventpipe/pipeline"
 )
 
@@ -27,31 +28,16 @@ type rewriter struct {
 
 var errSyntax = errors.New("malformed JSON")
 
-func (w *rewriter) ws() {
-	for w.i < len(w.raw) {
-		switch w.raw[w.i] {
-		case ' ', '\t', '\n', '\r':
-			w.i++
-		default:
-			return
-		}
-	}
-}
+func (w *rewriter) ws() { w.i = jsonscan.SkipWS(w.raw, w.i) }
 
 // stringEnd returns the index just past the string starting at w.i (a
 // quote), and whether it holds escapes.
 func (w *rewriter) stringEnd() (int, bool, error) {
-	esc := false
-	for j := w.i + 1; j < len(w.raw); j++ {
-		switch w.raw[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc, nil
-		}
+	end, esc := jsonscan.StringEnd(w.raw, w.i)
+	if end < 0 {
+		return 0, false, errSyntax
 	}
-	return 0, false, errSyntax
+	return end, esc, nil
 }
 
 // stringValue decodes the string token raw[start:end].
