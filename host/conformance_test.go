@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -24,7 +25,7 @@ func conformanceDir() string {
 	return "testdata/conformance"
 }
 
-var goConformance string // built by TestMain
+var goConformance, extismConformance string // built by TestMain
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "eventpipe-conformance-")
@@ -32,11 +33,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	goConformance = filepath.Join(dir, "filter-go.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", goConformance, "../sdk/go/examples/conformance")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the Go conformance plugin: %v\n%s", err, out)
-		os.Exit(1)
+	extismConformance = filepath.Join(dir, "filter-extism.wasm")
+	for out, src := range map[string]string{goConformance: "../sdk/go/examples/conformance", extismConformance: "../sdk/go/examples/extism-conformance"} {
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, src)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", src, err, b)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -78,6 +82,7 @@ func conformancePlugins() map[string]string {
 		"rust":           filepath.Join(d, "filter-rust.wasm"),
 		"assemblyscript": filepath.Join(d, "filter-as.wasm"),
 		"go":             goConformance,
+		"extism":         extismConformance,
 	}
 }
 
@@ -135,10 +140,27 @@ func BenchmarkConformanceFilter(b *testing.B) {
 	}
 	b.Run("native-go", func(b *testing.B) { run(b, nativeConformance{}) })
 	h := newHost(b)
-	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go"} {
+	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go", "extism"} {
 		p := load(b, h, host.Spec{Path: conformancePlugins()[lang]})
 		b.Run(lang, func(b *testing.B) { run(b, p.Stage()) })
 		tp := load(b, h, host.Spec{Path: conformancePlugins()[lang], Trusted: true})
 		b.Run(lang+"-trusted", func(b *testing.B) { run(b, tp.Stage()) })
+	}
+}
+
+func TestExtismPluginObeysTimeoutAndPolicy(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{Path: extismConformance, Timeout: 100 * time.Millisecond, Config: map[string]any{"hang": true}})
+	s := p.Stage()
+	for round := 0; round < 2; round++ {
+		b := runBatch(t, s, conformanceEvents()[:3])
+		for i := range b.Events {
+			if b.Verdicts[i] != pipeline.DeadLetter || !strings.Contains(b.Reasons[i], "timeout") {
+				t.Fatalf("round %d event %d: %v %q", round, i, b.Verdicts[i], b.Reasons[i])
+			}
+		}
+	}
+	if st := p.Stats(); st.Failures[host.FailTimeout] != 2 || st.Restarts != 2 {
+		t.Errorf("stats %+v", st)
 	}
 }

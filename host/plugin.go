@@ -98,6 +98,7 @@ type Plugin struct {
 	pool     chan *instance
 	logLimit *rate.Limiter
 	metrics  *Metrics
+	ext      *extismPlugin // set for Extism plugins
 }
 
 // Load compiles and checks a plugin and starts its first instance; the
@@ -148,6 +149,16 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if p.compiled, err = p.rt.CompileModule(ctx, bin); err != nil {
 		return fail("not a valid wasm module: %v", err)
 	}
+	if isExtism(p.compiled) {
+		if spec.Kind == KindExport {
+			return fail("export plugins are not built yet")
+		}
+		if err := h.loadExtism(ctx, p, bin); err != nil {
+			return fail("%v", err)
+		}
+		ok = true
+		return p, nil
+	}
 	if err := p.checkImports(); err != nil {
 		return fail("%v", err)
 	}
@@ -180,7 +191,14 @@ func (p *Plugin) Manifest() Manifest { return p.manifest }
 func (p *Plugin) Name() string { return p.spec.Name }
 
 // Close stops every instance.
-func (p *Plugin) Close(ctx context.Context) error { return p.rt.Close(ctx) }
+func (p *Plugin) Close(ctx context.Context) error {
+	if p.ext != nil {
+		_ = p.ext.compiled.Close(ctx)
+	}
+	return p.rt.Close(ctx)
+}
+
+var lookupEnv = os.LookupEnv
 
 func (p *Plugin) checkImports() error {
 	for _, f := range p.compiled.ImportedFunctions() {
@@ -195,8 +213,6 @@ func (p *Plugin) checkImports() error {
 			default:
 				return fmt.Errorf("imports unknown host function eventpipe.%s", name)
 			}
-		case "extism:host/env":
-			return errors.New("is an Extism plugin: the Extism adapter is not built yet")
 		default:
 			return fmt.Errorf("imports %s.%s, which the host does not provide", mod, name)
 		}
@@ -258,7 +274,7 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		cfg = cfg.WithFSConfig(fs)
 	}
 	for _, k := range p.spec.Env {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := lookupEnv(k); ok {
 			cfg = cfg.WithEnv(k, v)
 		}
 	}

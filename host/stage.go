@@ -98,6 +98,7 @@ type Stage struct {
 	skipUntil   time.Time
 	scratch     []pipeline.Event // own copy of the kept events, when some are not
 	view        []pipeline.Event // what the plugin sees this batch
+	jsonBuf     []byte           // Extism input
 	kept        []int
 	dropped     []bool
 }
@@ -188,6 +189,9 @@ func (s *Stage) apply(b *pipeline.Batch, f *failure) {
 
 // run makes the one call for the batch and applies its output.
 func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
+	if s.ext != nil {
+		return s.runExtism(ctx, b)
+	}
 	in, err := s.acquire(ctx)
 	if err != nil {
 		return &failure{FailStart, err}

@@ -1,0 +1,210 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// The Extism compatibility path (sdk/ABI.md, "Extism plugins"): a module
+// built with an Extism PDK runs through github.com/extism/go-sdk. It gets
+// the same batches as JSON, one call per batch, with the same memory cap,
+// timeout, failure policy and counters. Slower than ABI v1: Extism copies
+// input and output through host calls.
+
+type extismPlugin struct {
+	compiled *extism.CompiledPlugin
+	pool     chan *extism.Plugin
+}
+
+func isExtism(compiled wazero.CompiledModule) bool {
+	for _, f := range compiled.ImportedFunctions() {
+		if mod, _, _ := f.Import(); mod == "extism:host/env" {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
+	pages := uint32((p.spec.MaxMemory + 65535) / 65536)
+	m := extism.Manifest{
+		Wasm:    []extism.Wasm{extism.WasmData{Data: bin}},
+		Memory:  &extism.ManifestMemory{MaxPages: pages},
+		Timeout: uint64(p.spec.Timeout.Milliseconds()),
+	}
+	for _, ap := range p.spec.AllowedPaths {
+		dir, mode, _ := strings.Cut(ap, ":")
+		if m.AllowedPaths == nil {
+			m.AllowedPaths = map[string]string{}
+		}
+		if mode == "rw" {
+			m.AllowedPaths[dir] = dir
+		} else {
+			m.AllowedPaths["ro:"+dir] = dir
+		}
+	}
+	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Trusted)
+	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{EnableWasi: true, RuntimeConfig: rtCfg}, nil)
+	if err != nil {
+		return fmt.Errorf("extism: %w", err)
+	}
+	p.ext = &extismPlugin{compiled: cp, pool: make(chan *extism.Plugin, p.spec.Pool)}
+	first, err := p.newExtismInstance(ctx)
+	if err != nil {
+		_ = cp.Close(ctx)
+		return err
+	}
+	_, out, err := first.Call("eventpipe_manifest", nil)
+	if err != nil {
+		_ = cp.Close(ctx)
+		return fmt.Errorf("extism plugin: eventpipe_manifest: %w (an Extism plugin exports eventpipe_manifest and eventpipe_process, see sdk/ABI.md)", err)
+	}
+	if err := json.Unmarshal(out, &p.manifest); err != nil {
+		_ = cp.Close(ctx)
+		return fmt.Errorf("extism plugin: manifest is not JSON: %w", err)
+	}
+	if p.manifest.Kind != p.spec.Kind {
+		_ = cp.Close(ctx)
+		return fmt.Errorf("is a %s plugin, used here as %s", p.manifest.Kind, p.spec.Kind)
+	}
+	if !first.FunctionExists("eventpipe_process") {
+		_ = cp.Close(ctx)
+		return errors.New("extism plugin does not export eventpipe_process")
+	}
+	p.ext.pool <- first
+	for i := 1; i < p.spec.Pool; i++ {
+		p.ext.pool <- nil
+	}
+	return nil
+}
+
+func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) {
+	cfg := wazero.NewModuleConfig()
+	for _, k := range p.spec.Env {
+		if v, ok := lookupEnv(k); ok {
+			cfg = cfg.WithEnv(k, v)
+		}
+	}
+	in, err := p.ext.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: cfg})
+	if err != nil {
+		return nil, fmt.Errorf("extism instance: %w", err)
+	}
+	arg, _ := json.Marshal(map[string]any{"name": p.spec.Name, "config": p.spec.Config, "outputs": p.spec.Outputs})
+	in.Config = map[string]string{"eventpipe": string(arg)}
+	in.SetLogger(func(level extism.LogLevel, msg string) {
+		if p.logLimit.Allow() {
+			p.host.logger.Info(msg, "plugin", p.spec.Name, "extism_level", level.String())
+		}
+	})
+	return in, nil
+}
+
+// runExtism is run for an Extism plugin: the kept events as a JSON array in,
+// the kind's output as JSON out.
+func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
+	var in *extism.Plugin
+	select {
+	case in = <-s.ext.pool:
+	case <-ctx.Done():
+		return &failure{FailStart, ctx.Err()}
+	}
+	if in == nil {
+		var err error
+		if in, err = s.newExtismInstance(ctx); err != nil {
+			s.ext.pool <- nil
+			return &failure{FailStart, err}
+		}
+	}
+	broken := false
+	defer func() {
+		if broken {
+			_ = in.Close(context.WithoutCancel(ctx))
+			s.metrics.restarts.Add(1)
+			s.ext.pool <- nil
+			return
+		}
+		s.ext.pool <- in
+	}()
+	s.jsonBuf = append(s.jsonBuf[:0], '[')
+	for k := range s.view {
+		if k > 0 {
+			s.jsonBuf = append(s.jsonBuf, ',')
+		}
+		s.jsonBuf = s.view[k].AppendJSON(s.jsonBuf)
+	}
+	s.jsonBuf = append(s.jsonBuf, ']')
+	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
+	defer cancel()
+	rc, out, err := in.CallWithContext(cctx, "eventpipe_process", s.jsonBuf)
+	if err != nil {
+		broken = true
+		if cctx.Err() != nil {
+			return &failure{FailTimeout, err}
+		}
+		return &failure{FailTrap, err}
+	}
+	if rc != 0 {
+		return &failure{FailError, fmt.Errorf("eventpipe_process returned %d: %s", rc, in.GetError())}
+	}
+	n := len(s.kept)
+	bad := func(format string, args ...any) error {
+		return &failure{FailBadOutput, fmt.Errorf(format, args...)}
+	}
+	switch s.manifest.Kind {
+	case KindFilter, KindRoute:
+		var vals []uint64
+		if err := json.Unmarshal(out, &vals); err != nil || len(vals) != n {
+			return bad("output must be a JSON array of %d numbers (%v)", n, err)
+		}
+		for k, i := range s.kept {
+			v := vals[k]
+			if s.manifest.Kind == KindFilter {
+				switch v {
+				case 0:
+				case 1:
+					b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				case 2:
+					b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, "refused by plugin")
+				default:
+					return bad("verdict %d for event %d", v, k)
+				}
+				continue
+			}
+			if v>>uint(len(s.spec.Outputs)) != 0 {
+				return bad("event %d routed beyond the %d outputs", k, len(s.spec.Outputs))
+			}
+			b.Routes[i] = v
+			if v == 0 {
+				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "unrouted")
+			}
+		}
+	case KindTransform:
+		var items []json.RawMessage
+		if err := json.Unmarshal(out, &items); err != nil || len(items) != n {
+			return bad("output must be a JSON array of %d events or nulls (%v)", n, err)
+		}
+		for k, i := range s.kept {
+			if string(items[k]) == "null" {
+				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				continue
+			}
+			ev, err := pipeline.Decode(items[k], pipeline.DecodeOptions{MaxSize: -1})
+			if err != nil {
+				return bad("event %d: %v", k, err)
+			}
+			if ev.Time.IsZero() {
+				ev.Time = b.Events[i].Time
+			}
+			b.Events[i] = ev
+		}
+	}
+	return nil
+}
