@@ -25,7 +25,7 @@ func conformanceDir() string {
 	return "testdata/conformance"
 }
 
-var goConformance, extismConformance string // built by TestMain
+var goConformance, extismConformance, webhookExporter string // built by TestMain
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "eventpipe-conformance-")
@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 	}
 	goConformance = filepath.Join(dir, "filter-go.wasm")
 	extismConformance = filepath.Join(dir, "filter-extism.wasm")
-	for out, src := range map[string]string{goConformance: "../sdk/go/examples/conformance", extismConformance: "../sdk/go/examples/extism-conformance"} {
+	webhookExporter = filepath.Join(dir, "webhook-exporter.wasm")
+	for out, src := range map[string]string{goConformance: "../sdk/go/examples/conformance",
+		extismConformance: "../sdk/go/examples/extism-conformance", webhookExporter: "../sdk/go/examples/webhook-exporter"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, src)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if b, err := cmd.CombinedOutput(); err != nil {

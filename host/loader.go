@@ -2,11 +2,10 @@ package host
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/export"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
@@ -18,14 +17,7 @@ type Loader struct {
 
 // Stage loads a filter, transform or route plugin.
 func (l Loader) Stage(p config.Plugin, kind string, env runner.Env) (pipeline.Stage, error) {
-	spec := Spec{
-		Path: env.Config.Resolve(p.Path), SHA256: p.SHA256, Kind: kind, Config: p.Config,
-		Pool: p.Pool, MaxMemory: p.MaxMemory, Timeout: p.Timeout, OnError: p.OnError,
-		Capabilities: p.Capabilities, Env: p.Env, Trusted: p.Trusted,
-	}
-	for _, ap := range p.AllowedPaths {
-		spec.AllowedPaths = append(spec.AllowedPaths, env.Config.Resolve(ap))
-	}
+	spec := l.spec(p, kind, env)
 	if kind == KindRoute {
 		for _, o := range env.Config.Outputs {
 			spec.Outputs = append(spec.Outputs, o.Name)
@@ -38,7 +30,25 @@ func (l Loader) Stage(p config.Plugin, kind string, env runner.Env) (pipeline.St
 	return pl.Stage(), nil
 }
 
-// Exporter is not built yet (sdk/ABI.md, "Status").
+// Exporter loads an export plugin, with the runner's retries around it.
 func (l Loader) Exporter(p config.Plugin, env runner.Env) (pipeline.Exporter, error) {
-	return nil, fmt.Errorf("plugin %s: %w", p.Path, errors.New("export plugins are not built yet"))
+	spec := l.spec(p, KindExport, env)
+	spec.Name = env.Name
+	pl, err := l.Host.Load(context.Background(), spec)
+	if err != nil {
+		return nil, err
+	}
+	return export.NewRetry(pl.Exporter(), export.RetryConfig{}), nil
+}
+
+func (l Loader) spec(p config.Plugin, kind string, env runner.Env) Spec {
+	spec := Spec{
+		Path: env.Config.Resolve(p.Path), SHA256: p.SHA256, Kind: kind, Config: p.Config,
+		Pool: p.Pool, MaxMemory: p.MaxMemory, Timeout: p.Timeout, OnError: p.OnError,
+		Capabilities: p.Capabilities, Env: p.Env, Trusted: p.Trusted, AllowedHosts: p.AllowedHosts,
+	}
+	for _, ap := range p.AllowedPaths {
+		spec.AllowedPaths = append(spec.AllowedPaths, env.Config.Resolve(ap))
+	}
+	return spec
 }

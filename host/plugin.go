@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -78,6 +77,7 @@ type Spec struct {
 	Capabilities []string      // granted by the pipeline
 	AllowedPaths []string      // WASI preopens: "dir" (read-only) or "dir:rw"
 	Env          []string      // environment variables passed through
+	AllowedHosts []string      // hosts the http capability may reach
 	// Trusted compiles the module without termination checks. wazero
 	// enforces Timeout by checking, at every loop header and function
 	// entry, whether the call must stop; each check leaves the compiled
@@ -151,7 +151,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	if isExtism(p.compiled) {
 		if spec.Kind == KindExport {
-			return fail("export plugins are not built yet")
+			return fail("Extism export plugins are not supported: write the exporter to ABI v1")
 		}
 		if err := h.loadExtism(ctx, p, bin); err != nil {
 			return fail("%v", err)
@@ -207,9 +207,7 @@ func (p *Plugin) checkImports() error {
 		case "wasi_snapshot_preview1":
 		case "eventpipe":
 			switch name {
-			case "log", "metric_add":
-			case "http_request":
-				return errors.New("imports eventpipe.http_request: the http capability is not built yet")
+			case "log", "metric_add", "http_request":
 			default:
 				return fmt.Errorf("imports unknown host function eventpipe.%s", name)
 			}
@@ -251,6 +249,7 @@ func (p *Plugin) instantiateHostModule(ctx context.Context) error {
 			p.metrics.addCustom(string(name), delta)
 		}
 	}).Export("metric_add").
+		NewFunctionBuilder().WithFunc(p.httpCall).Export("http_request").
 		Instantiate(ctx)
 	return err
 }
@@ -344,18 +343,18 @@ func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error)
 		if m.Kind != p.spec.Kind {
 			return bad("is a %s plugin, used here as %s", m.Kind, p.spec.Kind)
 		}
-		if m.Kind == KindExport {
-			return bad("export plugins are not built yet")
-		}
 		for _, c := range m.Capabilities {
 			if !p.granted(c) {
 				return bad("asks for capability %q, which the pipeline does not grant (capabilities: [%s])", c, strings.Join(p.spec.Capabilities, ", "))
 			}
 		}
+		if m.has("http") && len(p.spec.AllowedHosts) == 0 {
+			return bad("asks for the http capability but the pipeline allows no hosts (allowed_hosts)")
+		}
 		for _, f := range p.compiled.ImportedFunctions() {
 			mod, name, _ := f.Import()
 			if mod == "eventpipe" {
-				c := map[string]string{"log": "log", "metric_add": "metrics"}[name]
+				c := map[string]string{"log": "log", "metric_add": "metrics", "http_request": "http"}[name]
 				if !m.has(c) {
 					return bad("imports eventpipe.%s without declaring the %q capability", name, c)
 				}

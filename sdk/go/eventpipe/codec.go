@@ -40,6 +40,7 @@ const (
 	KindFilter    = "filter"
 	KindTransform = "transform"
 	KindRoute     = "route"
+	KindExport    = "export"
 )
 
 // Verdict is a filter's decision for one event.

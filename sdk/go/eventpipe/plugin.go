@@ -22,7 +22,18 @@ type Plugin struct {
 	Transform func(e *Event) bool
 	// Route returns a bit set of output indexes (bit k: outputs[k]).
 	Route func(e *Event) uint64
+	// Export delivers a batch; the events are valid only during the call.
+	Export func(events []Event) (Status, string)
 }
+
+// Status is an exporter's answer for a batch.
+type Status uint32
+
+const (
+	Delivered Status = 0 // every event was taken
+	Retryable Status = 1 // failed; the host retries with backoff
+	Permanent Status = 2 // failed; retrying cannot help (dead-lettered)
+)
 
 var (
 	registered *Plugin
@@ -87,6 +98,18 @@ func processBatch(batch []byte) ([]byte, error) {
 			return nil
 		})
 		return out, err
+	case KindExport:
+		var events []Event
+		err := DecodeBatch(batch, func(_ int, e *Event) error {
+			events = append(events, *e)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		st, msg := p.Export(events)
+		out = binary.LittleEndian.AppendUint32(out, uint32(st))
+		return append(out, msg...), nil
 	case KindTransform:
 		if len(batch) < 8 {
 			return nil, ErrMalformed

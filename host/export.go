@@ -1,0 +1,206 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// Exporter is an export plugin as a pipeline.Exporter: one call per batch;
+// the plugin answers delivered, retryable or permanent (sdk/ABI.md).
+type Exporter struct {
+	*Plugin
+	mu sync.Mutex
+}
+
+// Exporter returns the plugin as an exporter (its kind must be export).
+func (p *Plugin) Exporter() *Exporter { return &Exporter{Plugin: p} }
+
+func (e *Exporter) Start(context.Context) error        { return nil }
+func (e *Exporter) Shutdown(ctx context.Context) error { return e.Close(ctx) }
+
+// Export hands the batch to the plugin.
+func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		e.metrics.Batches.Add(1)
+		e.metrics.EventsIn.Add(uint64(len(events)))
+		e.metrics.Nanos.Add(uint64(time.Since(start)))
+	}()
+	in, err := e.acquire(ctx)
+	if err != nil {
+		e.metrics.fail(FailStart)
+		return fmt.Errorf("plugin %s: %w", e.spec.Name, err)
+	}
+	broken := false
+	defer func() { e.release(ctx, in, broken) }()
+	cctx, cancel := context.WithTimeout(ctx, e.spec.Timeout)
+	defer cancel()
+	size := encodedSize(events)
+	ptr, view, err := in.view(cctx, size)
+	if err != nil {
+		broken = true
+		return e.failed(classify(cctx, err))
+	}
+	if err := encodeBatch(view, events); err != nil {
+		return pipeline.Permanent(err)
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
+	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
+		broken = true
+		return e.failed(classify(cctx, err))
+	}
+	res := int64(in.stack[0])
+	if res < 0 {
+		return e.failed(&failure{FailError, fmt.Errorf("eventpipe_process returned %d: %s", res, in.lastError(cctx))})
+	}
+	out, ok := in.read(uint64(res))
+	if !ok || len(out) < 4 {
+		broken = true
+		return e.failed(&failure{FailBadOutput, errors.New("export output must be status:u32 then a message")})
+	}
+	status, msg := binary.LittleEndian.Uint32(out), string(out[4:])
+	switch status {
+	case 0:
+		e.metrics.EventsOut.Add(uint64(len(events)))
+		return nil
+	case 1:
+		return fmt.Errorf("plugin %s: retryable failure: %s", e.spec.Name, msg)
+	case 2:
+		return pipeline.Permanent(fmt.Errorf("plugin %s: permanent failure: %s", e.spec.Name, msg))
+	}
+	broken = true
+	return e.failed(&failure{FailBadOutput, fmt.Errorf("export status %d (want 0, 1 or 2)", status)})
+}
+
+// failed counts a plugin failure; an exporter that crashes is retried like
+// any failed export (a fresh instance takes its place).
+func (e *Exporter) failed(err error) error {
+	var f *failure
+	if errors.As(err, &f) {
+		e.metrics.fail(f.kind)
+	}
+	return fmt.Errorf("plugin %s: %w", e.spec.Name, err)
+}
+
+// The http capability: a plugin may reach only the hosts in allowed_hosts.
+
+type httpRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"` // base64
+}
+
+type httpResponse struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body"` // base64
+	Error   string            `json:"error,omitempty"`
+}
+
+// hostAllowed reports whether host (without port) matches allowed_hosts:
+// exact names, or "*.example.com" for subdomains.
+func hostAllowed(host string, allowed []string) bool {
+	host = strings.ToLower(host)
+	for _, a := range allowed {
+		a = strings.ToLower(a)
+		if a == host || a == "*" {
+			return true
+		}
+		if strings.HasPrefix(a, "*.") && strings.HasSuffix(host, a[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// httpCall serves eventpipe.http_request: the request JSON at req, the
+// response JSON written at resp (up to cap bytes). It returns the response
+// length, or minus the length needed when cap is too small.
+func (p *Plugin) httpCall(ctx context.Context, m api.Module, reqPtr, reqLen, respPtr, respCap uint32) int32 {
+	write := func(r httpResponse) int32 {
+		b, _ := json.Marshal(r)
+		if uint32(len(b)) > respCap {
+			return -int32(len(b))
+		}
+		if !m.Memory().Write(respPtr, b) {
+			return -1
+		}
+		return int32(len(b))
+	}
+	raw, ok := m.Memory().Read(reqPtr, reqLen)
+	if !ok {
+		return write(httpResponse{Error: "request pointer outside memory"})
+	}
+	var req httpRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return write(httpResponse{Error: "request is not JSON: " + err.Error()})
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return write(httpResponse{Error: "not an http(s) URL: " + req.URL})
+	}
+	if !hostAllowed(u.Hostname(), p.spec.AllowedHosts) {
+		p.metrics.fail("host_denied")
+		p.host.logger.Warn("plugin asked for a host not in allowed_hosts", "plugin", p.spec.Name, "host", u.Hostname())
+		return write(httpResponse{Error: fmt.Sprintf("host %q is not in allowed_hosts", u.Hostname())})
+	}
+	body, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		return write(httpResponse{Error: "body is not base64"})
+	}
+	if req.Method == "" {
+		req.Method = http.MethodPost
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(body))
+	if err != nil {
+		return write(httpResponse{Error: err.Error()})
+	}
+	for k, v := range req.Headers {
+		hreq.Header.Set(k, v)
+	}
+	resp, err := p.httpClient().Do(hreq)
+	if err != nil {
+		return write(httpResponse{Error: err.Error()})
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	out := httpResponse{Status: resp.StatusCode, Body: base64.StdEncoding.EncodeToString(rb), Headers: map[string]string{}}
+	for k := range resp.Header {
+		out.Headers[k] = resp.Header.Get(k)
+	}
+	return write(out)
+}
+
+func (p *Plugin) httpClient() *http.Client {
+	// Redirects are followed only to allowed hosts, and the dialer refuses
+	// names that resolve elsewhere than they say.
+	return &http.Client{
+		Timeout: p.spec.Timeout,
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if !hostAllowed(r.URL.Hostname(), p.spec.AllowedHosts) {
+				return fmt.Errorf("redirect to %q, which is not in allowed_hosts", r.URL.Hostname())
+			}
+			return nil
+		},
+		Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: p.spec.Timeout}).DialContext},
+	}
+}

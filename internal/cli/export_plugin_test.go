@@ -1,0 +1,57 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestRunWithExportPlugin(t *testing.T) {
+	dir := t.TempDir()
+	plugin := filepath.Join(dir, "webhook-exporter.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", plugin, "../../sdk/go/examples/webhook-exporter")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&batch)
+		mu.Lock()
+		got = append(got, batch...)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	cfg := writeFile(t, dir, "pipeline.yaml", `
+route:
+  default: [hook]
+export:
+  hook:
+    type: plugin
+    path: `+plugin+`
+    capabilities: [http]
+    allowed_hosts: [127.0.0.1]
+    config:
+      url: `+srv.URL+`/events
+dead_letter:
+  path: dead.jsonl
+`)
+	env := map[string]string{"EVENTPIPE_WASM_CACHE": filepath.Join(dir, "cache")}
+	r := run(t, env, "", "run", "-c", cfg, "--input", "../../testdata/events.jsonl")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 13 sample lines: 2 are not events, 1 is a debug event (filtered).
+	if len(got) != 10 {
+		t.Errorf("the plugin exported %d events, want 10: %s", len(got), r.stderr)
+	}
+}
