@@ -51,7 +51,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 			m.AllowedPaths["ro:"+dir] = dir
 		}
 	}
-	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Trusted)
+	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cacheFor(p.spec.Trusted)).WithCloseOnContextDone(!p.spec.Trusted)
 	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{EnableWasi: true, RuntimeConfig: rtCfg}, nil)
 	if err != nil {
 		return fmt.Errorf("extism: %w", err)

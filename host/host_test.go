@@ -239,3 +239,23 @@ func TestPoolRunsConcurrentStages(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+// A trusted and a checked build of one module must not share compiled code:
+// the checked one must still stop an endless loop.
+func TestTrustedAndCheckedBuildsDoNotShareCode(t *testing.T) {
+	h := newHost(t)
+	trusted := load(t, h, host.Spec{Path: "testdata/plugins/trap.wasm", Trusted: true})
+	_ = trusted
+	checked := load(t, h, host.Spec{Path: "testdata/plugins/loop.wasm", Timeout: 50 * time.Millisecond})
+	b := runBatch(t, checked.Stage(), testEvents()[:1])
+	if !strings.Contains(b.Reasons[0], host.FailTimeout) {
+		t.Fatalf("checked loop not stopped: %q", b.Reasons[0])
+	}
+	// Load the loop trusted after the checked one: the checked instance
+	// must still be interruptible (its code was compiled with checks).
+	_ = load(t, h, host.Spec{Path: "testdata/plugins/loop.wasm", Trusted: true})
+	b = runBatch(t, checked.Stage(), testEvents()[:1])
+	if !strings.Contains(b.Reasons[0], host.FailTimeout) {
+		t.Fatalf("checked loop not stopped after a trusted load: %q", b.Reasons[0])
+	}
+}

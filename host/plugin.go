@@ -12,6 +12,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,8 +31,11 @@ import (
 
 // Host owns what plugins share: the compilation cache and the logger.
 type Host struct {
-	cache  wazero.CompilationCache
-	logger *slog.Logger
+	// Two caches: wazero's cache key does not include whether termination
+	// checks were compiled in, so trusted and checked builds of one module
+	// must never share a cache.
+	cache, trustedCache wazero.CompilationCache
+	logger              *slog.Logger
 }
 
 // Options configure a Host.
@@ -48,19 +52,32 @@ func New(opts Options) (*Host, error) {
 		h.logger = slog.Default()
 	}
 	if opts.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(opts.CacheDir, "checked"))
 		if err != nil {
 			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
 		}
-		h.cache = c
+		t, err := wazero.NewCompilationCacheWithDir(filepath.Join(opts.CacheDir, "trusted"))
+		if err != nil {
+			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
+		}
+		h.cache, h.trustedCache = c, t
 	} else {
-		h.cache = wazero.NewCompilationCache()
+		h.cache, h.trustedCache = wazero.NewCompilationCache(), wazero.NewCompilationCache()
 	}
 	return h, nil
 }
 
-// Close releases the compilation cache.
-func (h *Host) Close(ctx context.Context) error { return h.cache.Close(ctx) }
+func (h *Host) cacheFor(trusted bool) wazero.CompilationCache {
+	if trusted {
+		return h.trustedCache
+	}
+	return h.cache
+}
+
+// Close releases the compilation caches.
+func (h *Host) Close(ctx context.Context) error {
+	return errors.Join(h.cache.Close(ctx), h.trustedCache.Close(ctx))
+}
 
 // Spec says how to run one plugin.
 type Spec struct {
@@ -135,7 +152,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	pages := uint32((spec.MaxMemory + 65535) / 65536)
 	rtCfg := wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(h.cache).
+		WithCompilationCache(h.cacheFor(spec.Trusted)).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(!spec.Trusted)
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
