@@ -47,19 +47,22 @@ func (nativeRef) Process(_ context.Context, b *pipeline.Batch) error {
 // memory, one call, reading verdicts); the guest only walks the records.
 func BenchmarkFilterOverhead(b *testing.B) {
 	evs := benchBatch(1000)
-	run := func(b *testing.B, s pipeline.Stage) {
-		var bt pipeline.Batch
-		b.ReportAllocs()
-		for b.Loop() {
-			bt.Reset(evs)
-			_ = s.Process(context.Background(), &bt)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
-	}
+	run := func(b *testing.B, s pipeline.Stage) { benchStage(b, s, evs) }
 	b.Run("native", func(b *testing.B) { run(b, nativeRef{}) })
 	h := newHost(b)
 	p := load(b, h, host.Spec{Path: "testdata/plugins/walk.wasm"})
 	b.Run("wasm-walk", func(b *testing.B) { run(b, p.Stage()) })
 	tp := load(b, h, host.Spec{Path: "testdata/plugins/walk.wasm", Trusted: true})
 	b.Run("wasm-walk-trusted", func(b *testing.B) { run(b, tp.Stage()) })
+}
+
+// benchStage runs s over evs per iteration and reports ns per event.
+func benchStage(b *testing.B, s pipeline.Stage, evs []pipeline.Event) {
+	var bt pipeline.Batch
+	b.ReportAllocs()
+	for b.Loop() {
+		bt.Reset(evs)
+		_ = s.Process(context.Background(), &bt)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/internal/wasmbuild"
 	"github.com/eventpipe/eventpipe/pipeline"
 )
 
@@ -37,10 +37,8 @@ func TestMain(m *testing.M) {
 	webhookExporter = filepath.Join(dir, "webhook-exporter.wasm")
 	for out, src := range map[string]string{goConformance: "../sdk/go/examples/conformance",
 		extismConformance: "../sdk/go/examples/extism-conformance", webhookExporter: "../sdk/go/examples/webhook-exporter"} {
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, src)
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", src, err, b)
+		if err := wasmbuild.Build(src, out); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
@@ -132,14 +130,7 @@ func TestConformanceAllLanguagesAgree(t *testing.T) {
 // batches. ns/event includes the host's overhead.
 func BenchmarkConformanceFilter(b *testing.B) {
 	evs := benchBatch(1000)
-	run := func(b *testing.B, s pipeline.Stage) {
-		var bt pipeline.Batch
-		for b.Loop() {
-			bt.Reset(evs)
-			_ = s.Process(context.Background(), &bt)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
-	}
+	run := func(b *testing.B, s pipeline.Stage) { benchStage(b, s, evs) }
 	b.Run("native-go", func(b *testing.B) { run(b, nativeConformance{}) })
 	h := newHost(b)
 	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go", "extism"} {

@@ -22,12 +22,74 @@ var errFallback = errors.New("fallback")
 func decodeFast(b []byte, w *wireEvent) error {
 	p := fastParser{b: b}
 	p.ws()
+	err := p.members(func(key string) error {
+		switch key {
+		case "schema_version":
+			return p.strInto(&w.SchemaVersion)
+		case "id":
+			var err error
+			w.ID, err = p.raw()
+			return err
+		case "type":
+			return p.strInto(&w.Type)
+		case "time":
+			return p.strInto(&w.Time)
+		case "source":
+			return p.strInto(&w.Source)
+		case "sequence":
+			var err error
+			w.Sequence, err = p.raw()
+			return err
+		case "correlation_id":
+			return p.strInto(&w.CorrelationID)
+		case "causation_id":
+			return p.strInto(&w.CausationID)
+		case "tags":
+			var err error
+			w.Tags, err = p.strings()
+			return err
+		case "language":
+			return p.strInto(&w.Language)
+		case "data":
+			var err error
+			w.Data, err = p.raw()
+			return err
+		case "event_type":
+			return p.strInto(&w.EventType)
+		case "timestamp":
+			return p.strInto(&w.Timestamp)
+		case "metadata":
+			return p.metadata(w)
+		case "specversion":
+			return p.strInto(&w.SpecVersion)
+		case "data_base64":
+			return p.strInto(&w.DataBase64)
+		case "correlationid":
+			return p.strInto(&w.CECorrelation)
+		case "causationid":
+			return p.strInto(&w.CECausation)
+		}
+		if foldsToKnown(key, wireKeys) {
+			return errFallback // encoding/json matches keys without regard to case
+		}
+		_, err := p.raw()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return p.end()
+}
+
+// members walks an object at the parser's position, calling fn with each
+// key while the parser stands at its value; fn must consume the value.
+func (p *fastParser) members(fn func(key string) error) error {
 	if !p.eat('{') {
 		return errFallback
 	}
 	p.ws()
 	if p.eat('}') {
-		return p.end()
+		return nil
 	}
 	for {
 		p.ws()
@@ -40,56 +102,12 @@ func decodeFast(b []byte, w *wireEvent) error {
 			return errFallback
 		}
 		p.ws()
-		var err error
-		switch key {
-		case "schema_version":
-			err = p.strInto(&w.SchemaVersion)
-		case "id":
-			w.ID, err = p.raw()
-		case "type":
-			err = p.strInto(&w.Type)
-		case "time":
-			err = p.strInto(&w.Time)
-		case "source":
-			err = p.strInto(&w.Source)
-		case "sequence":
-			w.Sequence, err = p.raw()
-		case "correlation_id":
-			err = p.strInto(&w.CorrelationID)
-		case "causation_id":
-			err = p.strInto(&w.CausationID)
-		case "tags":
-			w.Tags, err = p.strings()
-		case "language":
-			err = p.strInto(&w.Language)
-		case "data":
-			w.Data, err = p.raw()
-		case "event_type":
-			err = p.strInto(&w.EventType)
-		case "timestamp":
-			err = p.strInto(&w.Timestamp)
-		case "metadata":
-			err = p.metadata(w)
-		case "specversion":
-			err = p.strInto(&w.SpecVersion)
-		case "data_base64":
-			err = p.strInto(&w.DataBase64)
-		case "correlationid":
-			err = p.strInto(&w.CECorrelation)
-		case "causationid":
-			err = p.strInto(&w.CECausation)
-		default:
-			if foldsToKnown(key, wireKeys) {
-				return errFallback // encoding/json matches keys without regard to case
-			}
-			_, err = p.raw()
-		}
-		if err != nil {
+		if err := fn(key); err != nil {
 			return err
 		}
 		p.ws()
 		if p.eat('}') {
-			return p.end()
+			return nil
 		}
 		if !p.eat(',') {
 			return errFallback
@@ -230,51 +248,25 @@ func (p *fastParser) metadata(w *wireEvent) error {
 		_, err := p.raw()
 		return err
 	}
-	if !p.eat('{') {
-		return errFallback
-	}
 	m := &wireMetadata{}
 	w.Metadata = m
-	p.ws()
-	if p.eat('}') {
-		return nil
-	}
-	for {
-		p.ws()
-		key, ok := p.str()
-		if !ok {
-			return errFallback
-		}
-		p.ws()
-		if !p.eat(':') {
-			return errFallback
-		}
-		p.ws()
-		var err error
+	return p.members(func(key string) error {
 		switch key {
 		case "correlation_id":
-			err = p.strInto(&m.CorrelationID)
+			return p.strInto(&m.CorrelationID)
 		case "source":
-			err = p.strInto(&m.Source)
+			return p.strInto(&m.Source)
 		case "tags":
+			var err error
 			m.Tags, err = p.strings()
-		default:
-			if foldsToKnown(key, metadataKeys) {
-				return errFallback
-			}
-			_, err = p.raw()
-		}
-		if err != nil {
 			return err
 		}
-		p.ws()
-		if p.eat('}') {
-			return nil
-		}
-		if !p.eat(',') {
+		if foldsToKnown(key, metadataKeys) {
 			return errFallback
 		}
-	}
+		_, err := p.raw()
+		return err
+	})
 }
 
 // raw returns the next value's bytes, checked with json.Valid.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/internal/bench"
+	"github.com/eventpipe/eventpipe/internal/wasmbuild"
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
@@ -41,14 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildPlugin(name, out string) error {
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building plugin %s: %v\n%s", name, err, b)
-	}
-	return nil
-}
+func buildPlugin(name, out string) error { return wasmbuild.Build("./"+name, out) }
 
 func sampleEvents(t testing.TB) []pipeline.Event {
 	t.Helper()

@@ -4,20 +4,18 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/eventpipe/eventpipe/internal/wasmbuild"
 )
 
 func TestRunWithExportPlugin(t *testing.T) {
 	dir := t.TempDir()
 	plugin := filepath.Join(dir, "webhook-exporter.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", plugin, "../../sdk/go/examples/webhook-exporter")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, b)
+	if err := wasmbuild.Build("../../sdk/go/examples/webhook-exporter", plugin); err != nil {
+		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var got []map[string]any

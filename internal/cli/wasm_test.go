@@ -1,21 +1,19 @@
 package cli_test
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eventpipe/eventpipe/internal/wasmbuild"
 )
 
 // buildSanitizePlugin builds the built-in sanitize plugin as `make plugins` does.
 func buildSanitizePlugin(t *testing.T, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "sanitize.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../plugins/sanitize")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, b)
+	if err := wasmbuild.Build("../../plugins/sanitize", out); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
