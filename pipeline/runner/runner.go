@@ -159,10 +159,82 @@ func (r *Runner) env(cfg *config.Config, name string) Env {
 	return Env{Config: cfg, Name: name, Stdin: r.opts.Stdin, Stdout: r.opts.Stdout, Logger: r.log, HTTPClient: r.opts.HTTPClient}
 }
 
+// pluginJob is one plugin entry to load. Plugins load in parallel: a
+// compiled Go plugin takes tens of milliseconds to validate and start even
+// from a warm cache, and a pipeline may have several.
+type pluginJob struct {
+	path     string // where it is in the configuration
+	plugin   config.Plugin
+	kind     string // filter, transform, route, or "" for an export plugin
+	env      Env
+	stage    pipeline.Stage
+	exporter pipeline.Exporter
+	err      error
+}
+
+func (r *Runner) loadPlugins(cfg *config.Config) (map[string]*pluginJob, error) {
+	reg := r.opts.Registry
+	jobs := map[string]*pluginJob{}
+	add := func(path string, p config.Plugin, kind, name string) {
+		jobs[path] = &pluginJob{path: path, plugin: p, kind: kind, env: r.env(cfg, name)}
+	}
+	for i, p := range cfg.Filter.Plugins {
+		path := fmt.Sprintf("filter.plugins[%d]", i)
+		add(path, p, "filter", path)
+	}
+	for i, p := range cfg.Sanitize.Plugins {
+		path := fmt.Sprintf("sanitize.plugins[%d]", i)
+		add(path, p, "transform", path)
+	}
+	if cfg.Route.Plugin != nil {
+		add("route.plugin", *cfg.Route.Plugin, "route", "route.plugin")
+	}
+	for _, o := range cfg.Outputs {
+		if o.Type != "plugin" {
+			continue
+		}
+		v, errs := reg.decodeOutput(cfg, o)
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		add("export."+o.Name, v.(*pluginOutput).Plugin, "", o.Name)
+	}
+	if len(jobs) == 0 {
+		return jobs, nil
+	}
+	if reg.plugins == nil {
+		return nil, errors.New("plugins need the wasm host, which this build does not include")
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if j.kind == "" {
+				j.exporter, j.err = reg.plugins.Exporter(j.plugin, j.env)
+			} else {
+				j.stage, j.err = reg.plugins.Stage(j.plugin, j.kind, j.env)
+			}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, path := range sortedMapKeys(jobs) {
+		if err := jobs[path].err; err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+	}
+	return jobs, errors.Join(errs...)
+}
+
 // buildFlow makes the stages and outputs of cfg.
 func (r *Runner) buildFlow(cfg *config.Config) (*flow, error) {
 	reg := r.opts.Registry
 	fl := &flow{}
+	plugins, err := r.loadPlugins(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if len(cfg.Filter.Conditions) > 0 {
 		conds := make([]stage.Condition, len(cfg.Filter.Conditions))
 		for i, c := range cfg.Filter.Conditions {
@@ -175,11 +247,7 @@ func (r *Runner) buildFlow(cfg *config.Config) (*flow, error) {
 		fl.stages = append(fl.stages, namedStage{"filter", f})
 	}
 	for i, p := range cfg.Filter.Plugins {
-		s, err := reg.plugins.Stage(p, "filter", r.env(cfg, fmt.Sprintf("filter.plugins[%d]", i)))
-		if err != nil {
-			return nil, fmt.Errorf("filter.plugins[%d]: %w", i, err)
-		}
-		fl.stages = append(fl.stages, namedStage{"filter:" + p.Path, s})
+		fl.stages = append(fl.stages, namedStage{"filter:" + p.Path, plugins[fmt.Sprintf("filter.plugins[%d]", i)].stage})
 	}
 	if cfg.Sanitize.Enabled {
 		sc := stage.SanitizeConfig{
@@ -201,18 +269,10 @@ func (r *Runner) buildFlow(cfg *config.Config) (*flow, error) {
 		fl.stages = append(fl.stages, namedStage{"sanitize", s})
 	}
 	for i, p := range cfg.Sanitize.Plugins {
-		s, err := reg.plugins.Stage(p, "transform", r.env(cfg, fmt.Sprintf("sanitize.plugins[%d]", i)))
-		if err != nil {
-			return nil, fmt.Errorf("sanitize.plugins[%d]: %w", i, err)
-		}
-		fl.stages = append(fl.stages, namedStage{"sanitize:" + p.Path, s})
+		fl.stages = append(fl.stages, namedStage{"sanitize:" + p.Path, plugins[fmt.Sprintf("sanitize.plugins[%d]", i)].stage})
 	}
 	if cfg.Route.Plugin != nil {
-		s, err := reg.plugins.Stage(*cfg.Route.Plugin, "route", r.env(cfg, "route.plugin"))
-		if err != nil {
-			return nil, fmt.Errorf("route.plugin: %w", err)
-		}
-		fl.stages = append(fl.stages, namedStage{"route:" + cfg.Route.Plugin.Path, s})
+		fl.stages = append(fl.stages, namedStage{"route:" + cfg.Route.Plugin.Path, plugins["route.plugin"].stage})
 	} else {
 		rules := make([]stage.RouteRule, len(cfg.Route.Rules))
 		for i, rr := range cfg.Route.Rules {
@@ -238,8 +298,8 @@ func (r *Runner) buildFlow(cfg *config.Config) (*flow, error) {
 		}
 		var e pipeline.Exporter
 		var err error
-		if po, ok := v.(*pluginOutput); ok {
-			e, err = reg.plugins.Exporter(po.Plugin, r.env(cfg, o.Name))
+		if _, ok := v.(*pluginOutput); ok {
+			e = plugins["export."+o.Name].exporter
 		} else {
 			e, err = reg.exporters[o.Type].create(v, r.env(cfg, o.Name))
 		}
