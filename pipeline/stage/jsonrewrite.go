@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,14 +17,16 @@ import (
 // values, hashed keys' values replaced. Key order and number text are kept
 // as they were. It allocates only for strings it changes (and escaped ones).
 type rewriter struct {
-	s       *Sanitize
-	raw     []byte
-	i       int
-	out     []byte
-	changed bool
-	secrets bool // a secret trigger occurs somewhere in raw
-	paths   bool // a path separator occurs somewhere in raw
-	keys    bool // a denied or hashed key may occur in raw
+	s          *Sanitize
+	raw        []byte
+	i          int
+	out        []byte
+	changed    bool
+	secrets    bool  // a secret trigger occurs somewhere in raw
+	hits       []int // where triggers start in raw (ascending); strings elsewhere skip the secret rules
+	allStrings bool  // check every string (extra patterns without triggers, or escapes in raw)
+	paths      bool  // a path separator occurs somewhere in raw
+	keys       bool  // a denied or hashed key may occur in raw
 }
 
 var errSyntax = errors.New("malformed JSON")
@@ -74,9 +77,15 @@ func (w *rewriter) value() error {
 		if err != nil {
 			return err
 		}
-		tok := w.raw[w.i:end]
+		start := w.i
+		tok := w.raw[start:end]
 		w.i = end
-		if !w.secrets && !w.paths {
+		// The secret rules run on a string only if a trigger starts inside
+		// it, or if it is escaped (an escape could hide a trigger from the
+		// scan of the raw bytes).
+		secrets := w.secrets && (esc || w.allStrings || w.hitWithin(start, end))
+		paths := w.paths && bytesContainPathSep(tok)
+		if !secrets && !paths {
 			w.out = append(w.out, tok...)
 			return nil
 		}
@@ -84,7 +93,7 @@ func (w *rewriter) value() error {
 		if err != nil {
 			return err
 		}
-		if clean := w.s.stringIn(str, w.secrets, w.paths); clean != str {
+		if clean := w.s.stringIn(str, secrets, paths); clean != str {
 			w.out = pipeline.AppendJSONString(w.out, clean)
 			w.changed = true
 			return nil
@@ -109,6 +118,17 @@ func (w *rewriter) value() error {
 		return nil
 	}
 }
+
+// hitWithin reports whether a trigger starts in raw[start:end]; hits are
+// consumed in order as the walk moves forward.
+func (w *rewriter) hitWithin(start, end int) bool {
+	for len(w.hits) > 0 && w.hits[0] < start {
+		w.hits = w.hits[1:]
+	}
+	return len(w.hits) > 0 && w.hits[0] < end
+}
+
+func bytesContainPathSep(b []byte) bool { return containsPathSep(b) }
 
 // skip passes over one value without copying it.
 func (w *rewriter) skip() error {
@@ -228,9 +248,20 @@ func (w *rewriter) array() error {
 // slice) when anything changed.
 func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 	w := rewriter{s: s, raw: raw, out: s.out[:0]}
-	w.secrets = len(s.rules) > 0 && s.anyTrigger(raw)
+	// \u escapes can spell a trigger or a key the raw scan cannot see: then
+	// every string and key is checked.
+	escaped := bytes.Contains(raw, []byte(`\u`))
+	if len(s.rules) > 0 {
+		if s.triggers == nil || escaped {
+			w.secrets, w.hits = true, nil
+			w.allStrings = true
+		} else {
+			s.hits = appendHits(s.hits[:0], raw, s.triggers)
+			w.secrets, w.hits = len(s.hits) > 0, s.hits
+		}
+	}
 	w.paths = s.cfg.Paths && containsPathSep(raw)
-	w.keys = containsAny(raw, s.keys)
+	w.keys = escaped || containsAny(raw, s.keys)
 	if !w.secrets && !w.paths && !w.keys {
 		return raw, false, nil
 	}

@@ -59,6 +59,7 @@ type Sanitize struct {
 	keys     *litSet // `"key"` lower-case, for the cheap scan
 	lowerStr []byte  // scratch: the string being checked
 	out      []byte  // scratch: rewritten data
+	hits     []int   // scratch: trigger offsets in the data
 }
 
 type redaction struct {
@@ -265,6 +266,23 @@ func newLitSet(lits [][]byte) *litSet {
 		s.bigram[k/64] |= 1 << (k % 64)
 	}
 	return s
+}
+
+// appendHits appends the offsets in b where a literal of set starts.
+func appendHits(dst []int, b []byte, set *litSet) []int {
+	for i := 0; i+1 < len(b); i++ {
+		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
+		if set.bigram[k/64]&(1<<(k%64)) == 0 {
+			continue
+		}
+		for _, l := range set.lits {
+			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
+				dst = append(dst, i)
+				break
+			}
+		}
+	}
+	return dst
 }
 
 // containsAny reports whether b holds any literal of set, ignoring ASCII case.

@@ -263,3 +263,16 @@ func FuzzLookupRaw(f *testing.F) {
 		}
 	})
 }
+
+// Escapes cannot hide a secret or a denied key from the cheap scans.
+func TestSanitizeSeesThroughEscapes(t *testing.T) {
+	s, _ := stage.NewSanitize(stage.DefaultSanitizeConfig())
+	ev := pipeline.Event{Type: "a.b", Data: json.RawMessage(`{"k":"\u0073k-proj-ABCDEFGHIJKLMNOPQRSTUVWX","pass\u0077ord":"x","n":"tok\u0065n=abc"}`)}
+	if _, err := s.Event(&ev); err != nil {
+		t.Fatal(err)
+	}
+	got := string(ev.Data)
+	if strings.Contains(got, "ABCDEFGH") || strings.Contains(got, `"x"`) || strings.Contains(got, "abc") {
+		t.Errorf("escaped secrets passed: %s", got)
+	}
+}
