@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	extism "github.com/extism/go-sdk"
@@ -51,7 +52,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 			m.AllowedPaths["ro:"+dir] = dir
 		}
 	}
-	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cacheFor(p.spec.Trusted)).WithCloseOnContextDone(!p.spec.Trusted)
+	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Trusted)
 	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{EnableWasi: true, RuntimeConfig: rtCfg}, nil)
 	if err != nil {
 		return fmt.Errorf("extism: %w", err)
@@ -89,7 +90,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) {
 	cfg := wazero.NewModuleConfig()
 	for _, k := range p.spec.Env {
-		if v, ok := lookupEnv(k); ok {
+		if v, ok := os.LookupEnv(k); ok {
 			cfg = cfg.WithEnv(k, v)
 		}
 	}

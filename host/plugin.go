@@ -31,11 +31,10 @@ import (
 
 // Host owns what plugins share: the compilation cache and the logger.
 type Host struct {
-	// Two caches: wazero's cache key does not include whether termination
-	// checks were compiled in, so trusted and checked builds of one module
-	// must never share a cache.
-	cache, trustedCache wazero.CompilationCache
-	logger              *slog.Logger
+	// One cache serves trusted and checked builds: wazero's module id
+	// includes whether termination checks are compiled in.
+	cache  wazero.CompilationCache
+	logger *slog.Logger
 }
 
 // Options configure a Host.
@@ -52,32 +51,19 @@ func New(opts Options) (*Host, error) {
 		h.logger = slog.Default()
 	}
 	if opts.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(opts.CacheDir, "checked"))
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
 		}
-		t, err := wazero.NewCompilationCacheWithDir(filepath.Join(opts.CacheDir, "trusted"))
-		if err != nil {
-			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
-		}
-		h.cache, h.trustedCache = c, t
+		h.cache = c
 	} else {
-		h.cache, h.trustedCache = wazero.NewCompilationCache(), wazero.NewCompilationCache()
+		h.cache = wazero.NewCompilationCache()
 	}
 	return h, nil
 }
 
-func (h *Host) cacheFor(trusted bool) wazero.CompilationCache {
-	if trusted {
-		return h.trustedCache
-	}
-	return h.cache
-}
-
-// Close releases the compilation caches.
-func (h *Host) Close(ctx context.Context) error {
-	return errors.Join(h.cache.Close(ctx), h.trustedCache.Close(ctx))
-}
+// Close releases the compilation cache.
+func (h *Host) Close(ctx context.Context) error { return h.cache.Close(ctx) }
 
 // Spec says how to run one plugin.
 type Spec struct {
@@ -152,7 +138,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	pages := uint32((spec.MaxMemory + 65535) / 65536)
 	rtCfg := wazero.NewRuntimeConfigCompiler().
-		WithCompilationCache(h.cacheFor(spec.Trusted)).
+		WithCompilationCache(h.cache).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(!spec.Trusted)
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
@@ -214,8 +200,6 @@ func (p *Plugin) Close(ctx context.Context) error {
 	}
 	return p.rt.Close(ctx)
 }
-
-var lookupEnv = os.LookupEnv
 
 func (p *Plugin) checkImports() error {
 	for _, f := range p.compiled.ImportedFunctions() {
@@ -290,7 +274,7 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		cfg = cfg.WithFSConfig(fs)
 	}
 	for _, k := range p.spec.Env {
-		if v, ok := lookupEnv(k); ok {
+		if v, ok := os.LookupEnv(k); ok {
 			cfg = cfg.WithEnv(k, v)
 		}
 	}

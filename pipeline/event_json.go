@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -129,9 +128,6 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
-
-// formatTime is the "time" field's text for t.
-func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
 // AppendJSONString appends s as a JSON string (escaped as encoding/json
 // does) to dst. Exporters use it to build other encodings without

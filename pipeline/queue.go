@@ -284,10 +284,3 @@ type Drops struct {
 
 // Total is the sum over all reasons.
 func (d Drops) Total() uint64 { return d.Oldest + d.Newest + d.Rejected + d.BlockTimeout }
-
-func (d *Drops) add(o Drops) {
-	d.Oldest += o.Oldest
-	d.Newest += o.Newest
-	d.Rejected += o.Rejected
-	d.BlockTimeout += o.BlockTimeout
-}

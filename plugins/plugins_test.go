@@ -5,7 +5,6 @@ package plugins_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -167,5 +166,4 @@ func TestPluginRejectsBadConfig(t *testing.T) {
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("frobnicate")) {
 		t.Errorf("got %v", err)
 	}
-	_ = json.Valid
 }

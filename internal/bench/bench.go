@@ -275,8 +275,7 @@ dead_letter:
 		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(o.Progress), progressbar.OptionSetDescription("latency"),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
-	// Publish in 1 ms ticks, Rate/1000 events each.
-	perTick := max(o.Rate/1000, 1)
+	// Publish on 1 ms ticks whatever is due by then.
 	tick := time.NewTicker(time.Millisecond)
 	start := time.Now()
 	sent := 0
@@ -292,7 +291,6 @@ dead_letter:
 				return Result{}, err
 			}
 		}
-		_ = perTick
 		if bar != nil {
 			_ = bar.Set(sent)
 		}

@@ -9,6 +9,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"time"
 
@@ -208,7 +209,7 @@ func Parse(file string, b []byte, env func(string) (string, bool)) (*Config, err
 	}
 	d := newDecoder(file)
 	if root.Kind != 0 {
-		d.decode(&root, "", reflectValue(c))
+		d.decode(&root, "", reflect.ValueOf(c).Elem())
 	}
 	c.Pos = d.pos
 	errs := d.errs

@@ -171,15 +171,15 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 // AppendCloudEvent appends ev as a CloudEvents 1.0 structured JSON object.
 func AppendCloudEvent(dst []byte, ev *pipeline.Event) []byte {
 	dst = append(dst, `{"specversion":"1.0","id":`...)
-	dst = appendJSONString(dst, ev.ID)
+	dst = pipeline.AppendJSONString(dst, ev.ID)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, ev.Type)
+	dst = pipeline.AppendJSONString(dst, ev.Type)
 	src := ev.Source
 	if src == "" {
 		src = "eventpipe"
 	}
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, src)
+	dst = pipeline.AppendJSONString(dst, src)
 	dst = append(dst, `,"time":"`...)
 	dst = ev.Time.UTC().AppendFormat(dst, pipeline.TimeFormat)
 	dst = append(dst, `","datacontenttype":"application/json","sequence":"`...)
@@ -187,11 +187,11 @@ func AppendCloudEvent(dst []byte, ev *pipeline.Event) []byte {
 	dst = append(dst, '"')
 	if ev.CorrelationID != "" {
 		dst = append(dst, `,"correlationid":`...)
-		dst = appendJSONString(dst, ev.CorrelationID)
+		dst = pipeline.AppendJSONString(dst, ev.CorrelationID)
 	}
 	if ev.CausationID != "" {
 		dst = append(dst, `,"causationid":`...)
-		dst = appendJSONString(dst, ev.CausationID)
+		dst = pipeline.AppendJSONString(dst, ev.CausationID)
 	}
 	if len(ev.Data) > 0 {
 		dst = append(dst, `,"data":`...)
@@ -199,5 +199,3 @@ func AppendCloudEvent(dst []byte, ev *pipeline.Event) []byte {
 	}
 	return append(dst, '}')
 }
-
-func appendJSONString(dst []byte, s string) []byte { return pipeline.AppendJSONString(dst, s) }

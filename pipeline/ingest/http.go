@@ -52,7 +52,6 @@ type HTTP struct {
 	addr     net.Addr
 	ready    chan struct{}
 	maxEvent int
-	// Publisher is set by Run; Handler may also be used with an explicit one.
 }
 
 // NewHTTP returns an HTTP source.

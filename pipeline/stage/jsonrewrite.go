@@ -84,7 +84,7 @@ func (w *rewriter) value() error {
 		// it, or if it is escaped (an escape could hide a trigger from the
 		// scan of the raw bytes).
 		secrets := w.secrets && (esc || w.allStrings || w.hitWithin(start, end))
-		paths := w.paths && bytesContainPathSep(tok)
+		paths := w.paths && containsPathSep(tok)
 		if !secrets && !paths {
 			w.out = append(w.out, tok...)
 			return nil
@@ -127,8 +127,6 @@ func (w *rewriter) hitWithin(start, end int) bool {
 	}
 	return len(w.hits) > 0 && w.hits[0] < end
 }
-
-func bytesContainPathSep(b []byte) bool { return containsPathSep(b) }
 
 // skip passes over one value without copying it.
 func (w *rewriter) skip() error {
