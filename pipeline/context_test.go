@@ -104,6 +104,12 @@ func TestEmitThroughBusCarriesContext(t *testing.T) {
 	g := newGate(true)
 	b := newBus(t, func(c *pipeline.Config) { c.Handler = g })
 	ctx := pipeline.WithCause(pipeline.WithCorrelation(pipeline.WithEmitter(context.Background(), b), "c1"), "e0")
+	if pipeline.EmitterFrom(ctx) != pipeline.Emitter(b) || pipeline.CorrelationFrom(ctx) != "c1" || pipeline.CauseFrom(ctx) != "e0" {
+		t.Errorf("context does not carry emitter, correlation and cause")
+	}
+	if pipeline.EmitterFrom(context.Background()) != nil || pipeline.CorrelationFrom(context.Background()) != "" || pipeline.CauseFrom(nil) != "" {
+		t.Errorf("empty context carries something")
+	}
 	if err := pipeline.Emit(ctx, "agent.completed", json.RawMessage(`{"ok":true}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -173,16 +173,24 @@ func wasmHost(io IO) (*host.Host, error) {
 
 // loadConfig loads and fully validates a pipeline file. On error it prints
 // every problem and returns nil.
-func loadConfig(io IO, path string) *config.Config {
+func loadConfig(io IO, reg *runner.Registry, path string) *config.Config {
 	cfg, err := config.Load(path, io.Env)
 	if err == nil {
-		err = registry(io).Validate(cfg)
+		err = reg.Validate(cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(io.Stderr, err)
 		return nil
 	}
 	return cfg
+}
+
+// printEnvVars lists the environment overrides (docs/config.md).
+func printEnvVars(w io.Writer) {
+	fmt.Fprintf(w, "\nEnvironment overrides (prefix %s; the last wins):\n", strings.Join(config.EnvPrefixes, " or "))
+	for _, v := range config.EnvVars() {
+		fmt.Fprintf(w, "  %-26s %s\n", v.Name, v.Sets)
+	}
 }
 
 func cmdVersion(_ context.Context, io IO, _ []string) int {
@@ -193,10 +201,15 @@ func cmdVersion(_ context.Context, io IO, _ []string) int {
 func cmdValidate(_ context.Context, io IO, args []string) int {
 	fs := newFlags(io, "validate", "validate -c pipeline.yaml", "Check a pipeline file: YAML, keys, types, patterns, routes, outputs, plugin files.\nEvery error is reported as file:line:col: message. Environment overrides apply.")
 	path := fs.String("c", "pipeline.yaml", "pipeline file")
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		printEnvVars(fs.Output())
+	}
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if loadConfig(io, *path) == nil {
+	if loadConfig(io, registry(io), *path) == nil {
 		return ExitUsage
 	}
 	fmt.Fprintf(io.Stdout, "%s: ok\n", *path)
@@ -210,6 +223,11 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	var inputs stringList
 	fs.Var(&inputs, "input", "add a JSON-lines input: a file, or - for stdin (repeatable)")
 	drain := fs.Duration("drain-timeout", 0, "bound on the flush at shutdown (default 30s)")
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		printEnvVars(fs.Output())
+	}
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -217,13 +235,14 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 		fmt.Fprintf(io.Stderr, "eventpipe run: unexpected argument %q\n", fs.Arg(0))
 		return ExitUsage
 	}
-	cfg := loadConfig(io, *path)
+	reg := registry(io) // one wasm host for validation and the run
+	cfg := loadConfig(io, reg, *path)
 	if cfg == nil {
 		return ExitUsage
 	}
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
 	r, err := runner.New(cfg, runner.Options{
-		Registry: registry(io), Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
+		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
 		Inputs: inputs, DrainTimeout: *drain,
 	})
 	if err != nil {

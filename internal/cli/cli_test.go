@@ -101,6 +101,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 			t.Errorf("%s --help: %+v", verb, r)
 		}
 	}
+	if r := run(t, nil, "", "run", "--help"); !strings.Contains(r.stderr, "LLMSPELL_EVENTS_") || !strings.Contains(r.stderr, "EXPORT_WEBHOOK") {
+		t.Errorf("run --help does not list the environment overrides:\n%s", r.stderr)
+	}
 	if r := run(t, nil, "", "run", "--bogus"); r.code != 2 {
 		t.Errorf("bad flag: %d", r.code)
 	}

@@ -185,7 +185,8 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
-	cfg := loadConfig(io, *path)
+	reg := registry(io)
+	cfg := loadConfig(io, reg, *path)
 	if cfg == nil {
 		return ExitUsage
 	}
@@ -205,7 +206,7 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	}
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
 	r, err := runner.New(cfg, runner.Options{
-		Registry: registry(io), Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
+		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
 		SkipConfigSources: true, Sources: []pipeline.Source{&replaySource{name: filepath.Base(moved), data: data}},
 	})
 	if err != nil {
