@@ -268,35 +268,27 @@ export:
     type: slow
 dead_letter:
   path: dead.jsonl
+ingest:
+  - type: fill
 `)
-	var in strings.Builder
-	for i := 0; i < 20000; i++ {
-		fmt.Fprintf(&in, "{\"type\":\"load.event\",\"data\":{\"i\":%d}}\n", i)
-	}
-	input := writeFile(t, dir, "in.jsonl", in.String())
 	slow := &slowExporter{entered: make(chan struct{}), release: make(chan struct{})}
+	fill := &fillSource{n: 20000, limit: 500, full: make(chan struct{}), stopped: make(chan struct{})}
 	sigs := make(chan os.Signal, 1)
-	got := make(chan *runner.Runner, 1)
-	io := cli.IO{Signals: sigs, OnRunner: func(r *runner.Runner) { got <- r }, Registry: func() *runner.Registry {
+	io := cli.IO{Signals: sigs, OnRunner: func(r *runner.Runner) { fill.bus = r.Bus() }, Registry: func() *runner.Registry {
 		reg := runner.NewRegistry()
 		runner.RegisterExporter(reg, "slow", func(*slowConfig, runner.Env) (pipeline.Exporter, error) { return slow, nil })
+		runner.RegisterSource(reg, "fill", func(*slowConfig, runner.Env) (pipeline.Source, error) { return fill, nil })
 		return reg
 	}}
 	done := make(chan result, 1)
-	go func() { done <- runIO(t, io, nil, "", "run", "-c", cfg, "--input", input) }()
-	rn := <-got
-	<-slow.entered
+	go func() { done <- runIO(t, io, nil, "", "run", "-c", cfg) }()
 	// The exporter holds one batch; ingest fills the buffer behind it and
-	// blocks. Wait (polling the bus's own counter) until it is full, then
-	// stop: nothing accepted may be lost.
-	deadline := time.Now().Add(10 * time.Second)
-	for rn.Bus().Stats().QueueDepth < 500 {
-		if time.Now().After(deadline) {
-			t.Fatalf("buffer never filled: %+v", rn.Bus().Stats())
-		}
-		time.Sleep(time.Millisecond) // poll interval, not a synchronisation
-	}
+	// then blocks in Publish. Stop once the buffer is full: nothing
+	// accepted may be lost.
+	<-slow.entered
+	<-fill.full
 	sigs <- syscall.SIGTERM
+	<-fill.stopped // ingest saw the stop while waiting for room
 	close(slow.release)
 	r := <-done
 	if r.code != 0 {
@@ -321,17 +313,45 @@ dead_letter:
 	}
 }
 
-// flakyHook fails every request while failing is set.
+// fillSource publishes n events and closes full once the bus's buffer
+// holds limit events (checked after each accepted event, by the bus's own
+// counter): from then on its Publish waits for room, until the stop
+// refuses it.
+type fillSource struct {
+	n, limit int
+	bus      *pipeline.Bus
+	full     chan struct{}
+	stopped  chan struct{} // closed when a Publish was refused by the stop
+	once     sync.Once
+}
+
+func (s *fillSource) Finite() bool { return true }
+
+func (s *fillSource) Run(ctx context.Context, p pipeline.Publisher) error {
+	for i := 0; i < s.n; i++ {
+		if err := p.Publish(ctx, pipeline.Event{Type: "load.event", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			close(s.stopped)
+			return nil
+		}
+		if s.bus.Stats().QueueDepth >= s.limit {
+			s.once.Do(func() { close(s.full) })
+		}
+	}
+	return nil
+}
+
+// flakyHook fails its first `failures` requests (an outage), then recovers.
 type flakyHook struct {
 	mu       sync.Mutex
-	failing  bool
+	failures int
 	received map[uint64]int
 }
 
 func (h *flakyHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.failing {
+	if h.failures > 0 {
+		h.failures--
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 		return
 	}
@@ -346,7 +366,9 @@ func (h *flakyHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestWebhookOutageThenRecovery(t *testing.T) {
-	hook := &flakyHook{failing: true, received: map[uint64]int{}}
+	// 20 failed requests: with two attempts per batch, the first ten
+	// batches are dead-lettered, then the receiver is back.
+	hook := &flakyHook{failures: 20, received: map[uint64]int{}}
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	dir := t.TempDir()
@@ -374,19 +396,6 @@ dead_letter:
 		fmt.Fprintf(&in, "{\"type\":\"hook.event\",\"data\":{\"i\":%d}}\n", i)
 	}
 	input := writeFile(t, dir, "in.jsonl", in.String())
-	// Recover after the first failed batches have been dead-lettered.
-	go func() {
-		for {
-			b, _ := os.ReadFile(filepath.Join(dir, "dead.jsonl"))
-			if bytes.Count(b, []byte("\n")) >= 40 {
-				hook.mu.Lock()
-				hook.failing = false
-				hook.mu.Unlock()
-				return
-			}
-			time.Sleep(time.Millisecond) // polling a file written by another process-like actor
-		}
-	}()
 	r := run(t, nil, "", "run", "-c", cfg, "--input", input)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
