@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
 
 // Config is a whole pipeline definition.
@@ -166,6 +167,7 @@ type Source struct {
 
 // Default returns the configuration an empty file means.
 func Default() *Config {
+	sd := stage.DefaultSanitizeConfig() // one list of defaults, the stage's
 	return &Config{
 		Events: Events{
 			Enabled:          true,
@@ -178,9 +180,9 @@ func Default() *Config {
 			BatchLinger:      0,
 		},
 		Sanitize: Sanitize{
-			Enabled: true, Paths: true, Secrets: true,
-			Replacement: "[REDACTED]",
-			DenyFields:  []string{"password", "passwd", "secret", "api_key", "apikey", "access_token", "refresh_token", "authorization", "cookie", "ssn", "credit_card", "card_number"},
+			Enabled: true, Paths: sd.Paths, Secrets: sd.Secrets,
+			Replacement: sd.Replacement,
+			DenyFields:  sd.DenyFields,
 			HashKeyEnv:  "EVENTPIPE_HASH_KEY",
 		},
 		DeadLetter: DeadLetter{Path: "deadletter.jsonl", Mode: "0600"},

@@ -292,19 +292,17 @@ func (r *Runner) buildFlow(cfg *config.Config) (*flow, error) {
 		fl.stages = append(fl.stages, namedStage{"route", rt})
 	}
 	for _, o := range cfg.Outputs {
-		v, errs := reg.decodeOutput(cfg, o)
-		if len(errs) > 0 {
-			return nil, errs
-		}
 		var e pipeline.Exporter
-		var err error
-		if _, ok := v.(*pluginOutput); ok {
-			e = plugins["export."+o.Name].exporter
+		if j, ok := plugins["export."+o.Name]; ok {
+			e = j.exporter // loaded with the other plugins
 		} else {
-			e, err = reg.exporters[o.Type].create(v, r.env(cfg, o.Name))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("export.%s: %w", o.Name, err)
+			v, errs := reg.decodeOutput(cfg, o)
+			if len(errs) > 0 {
+				return nil, errs
+			}
+			if e, err = reg.exporters[o.Type].create(v, r.env(cfg, o.Name)); err != nil {
+				return nil, fmt.Errorf("export.%s: %w", o.Name, err)
+			}
 		}
 		st := &outputStats{}
 		if rt, ok := e.(*export.Retry); ok {
