@@ -50,9 +50,9 @@ func BenchmarkFilterOverhead(b *testing.B) {
 	run := func(b *testing.B, s pipeline.Stage) { benchStage(b, s, evs) }
 	b.Run("native", func(b *testing.B) { run(b, nativeRef{}) })
 	h := newHost(b)
-	p := load(b, h, host.Spec{Path: "testdata/plugins/walk.wasm"})
+	p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}})
 	b.Run("wasm-walk", func(b *testing.B) { run(b, p.Stage()) })
-	tp := load(b, h, host.Spec{Path: "testdata/plugins/walk.wasm", Trusted: true})
+	tp := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm", Trusted: true}})
 	b.Run("wasm-walk-trusted", func(b *testing.B) { run(b, tp.Stage()) })
 }
 

@@ -114,7 +114,7 @@ func TestConformanceAllLanguagesAgree(t *testing.T) {
 	}
 	for lang, path := range conformancePlugins() {
 		t.Run(lang, func(t *testing.T) {
-			p := load(t, h, host.Spec{Path: path})
+			p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: path}})
 			got := runBatch(t, p.Stage(), evs).Verdicts
 			for i := range want {
 				if got[i] != want[i] {
@@ -134,16 +134,16 @@ func BenchmarkConformanceFilter(b *testing.B) {
 	b.Run("native-go", func(b *testing.B) { run(b, nativeConformance{}) })
 	h := newHost(b)
 	for _, lang := range []string{"wat", "c", "rust", "assemblyscript", "go", "extism"} {
-		p := load(b, h, host.Spec{Path: conformancePlugins()[lang]})
+		p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: conformancePlugins()[lang]}})
 		b.Run(lang, func(b *testing.B) { run(b, p.Stage()) })
-		tp := load(b, h, host.Spec{Path: conformancePlugins()[lang], Trusted: true})
+		tp := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: conformancePlugins()[lang], Trusted: true}})
 		b.Run(lang+"-trusted", func(b *testing.B) { run(b, tp.Stage()) })
 	}
 }
 
 func TestExtismPluginObeysTimeoutAndPolicy(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, host.Spec{Path: extismConformance, Timeout: 100 * time.Millisecond, Config: map[string]any{"hang": true}})
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: extismConformance, Timeout: 100 * time.Millisecond, Config: map[string]any{"hang": true}}})
 	s := p.Stage()
 	for round := 0; round < 2; round++ {
 		b := runBatch(t, s, conformanceEvents()[:3])

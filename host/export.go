@@ -160,7 +160,7 @@ func (p *Plugin) httpCall(ctx context.Context, m api.Module, reqPtr, reqLen, res
 	}
 	if !hostAllowed(u.Hostname(), p.spec.AllowedHosts) {
 		p.metrics.fail("host_denied")
-		p.host.logger.Warn("plugin asked for a host not in allowed_hosts", "plugin", p.spec.Name, "host", u.Hostname())
+		p.spec.Logger.Warn("plugin asked for a host not in allowed_hosts", "plugin", p.spec.Name, "host", u.Hostname())
 		return write(httpResponse{Error: fmt.Sprintf("host %q is not in allowed_hosts", u.Hostname())})
 	}
 	body, err := base64.StdEncoding.DecodeString(req.Body)

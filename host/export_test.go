@@ -36,8 +36,7 @@ func TestExportPluginThroughHTTPCapability(t *testing.T) {
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	h := newHost(t)
-	spec := host.Spec{Path: webhookExporter, Kind: host.KindExport, Capabilities: []string{"http"},
-		AllowedHosts: []string{"127.0.0.1"}, Config: map[string]any{"url": srv.URL + "/in"}}
+	spec := host.Spec{PluginConfig: host.PluginConfig{Path: webhookExporter, Capabilities: []string{"http"}, AllowedHosts: []string{"127.0.0.1"}, Config: map[string]any{"url": srv.URL + "/in"}}, Kind: host.KindExport}
 	p := load(t, h, spec)
 	e := p.Exporter()
 	evs := testEvents()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	extism "github.com/extism/go-sdk"
@@ -90,7 +89,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) {
 	cfg := wazero.NewModuleConfig()
 	for _, k := range p.spec.Env {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := p.spec.Getenv(k); ok {
 			cfg = cfg.WithEnv(k, v)
 		}
 	}
@@ -102,7 +101,7 @@ func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) 
 	in.Config = map[string]string{"eventpipe": string(arg)}
 	in.SetLogger(func(level extism.LogLevel, msg string) {
 		if p.logLimit.Allow() {
-			p.host.logger.Info(msg, "plugin", p.spec.Name, "extism_level", level.String())
+			p.spec.Logger.Info(msg, "plugin", p.spec.Name, "extism_level", level.String())
 		}
 	})
 	return in, nil

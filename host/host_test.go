@@ -71,7 +71,7 @@ func runBatch(t testing.TB, s pipeline.Stage, evs []pipeline.Event) *pipeline.Ba
 
 func TestReferenceWATFilter(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, host.Spec{Path: "../sdk/wat/filter.wasm"})
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm"}})
 	if m := p.Manifest(); m.Name != "ref-filter" || m.Kind != "filter" {
 		t.Errorf("manifest %+v", m)
 	}
@@ -118,7 +118,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := load(t, h, host.Spec{Path: "testdata/plugins/" + tc.name + ".wasm", Timeout: tc.timeout, MaxMemory: 8 << 20})
+			p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/" + tc.name + ".wasm", Timeout: tc.timeout, MaxMemory: 8 << 20}})
 			s := p.Stage()
 			for round := 0; round < 2; round++ { // a fresh instance replaces a broken one
 				b := runBatch(t, s, testEvents())
@@ -151,14 +151,14 @@ func TestRefusedAtLoad(t *testing.T) {
 		spec host.Spec
 		want string
 	}{
-		{host.Spec{Path: "testdata/plugins/nomarker.wasm", Kind: "filter"}, "not an eventpipe v1 plugin"},
-		{host.Spec{Path: "testdata/plugins/httpask.wasm", Kind: "filter"}, `capability "http"`},
-		{host.Spec{Path: "testdata/plugins/httpimport.wasm", Kind: "filter"}, "http_request"},
-		{host.Spec{Path: "testdata/plugins/logger.wasm", Kind: "filter"}, `capability "log"`},
-		{host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "route"}, "is a filter plugin, used here as route"},
-		{host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "filter", SHA256: "sha256:" + strings.Repeat("0", 64)}, "sha256 mismatch"},
-		{host.Spec{Path: "missing.wasm", Kind: "filter"}, "no such file"},
-		{host.Spec{Path: "testdata/plugins/loop.wat", Kind: "filter"}, "not a valid wasm module"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/nomarker.wasm"}, Kind: "filter"}, "not an eventpipe v1 plugin"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/httpask.wasm"}, Kind: "filter"}, `capability "http"`},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/httpimport.wasm"}, Kind: "filter"}, "http_request"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/logger.wasm"}, Kind: "filter"}, `capability "log"`},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm"}, Kind: "route"}, "is a filter plugin, used here as route"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm", SHA256: "sha256:" + strings.Repeat("0", 64)}, Kind: "filter"}, "sha256 mismatch"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "missing.wasm"}, Kind: "filter"}, "no such file"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wat"}, Kind: "filter"}, "not a valid wasm module"},
 	}
 	for _, tc := range tests {
 		_, err := h.Load(context.Background(), tc.spec)
@@ -166,7 +166,7 @@ func TestRefusedAtLoad(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.spec.Path, err, tc.want)
 		}
 	}
-	p, err := h.Load(context.Background(), host.Spec{Path: "../sdk/wat/filter.wasm", Kind: "filter", SHA256: good})
+	p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm", SHA256: good}, Kind: "filter"})
 	if err != nil {
 		t.Fatalf("pinned load: %v", err)
 	}
@@ -175,7 +175,7 @@ func TestRefusedAtLoad(t *testing.T) {
 
 func TestLogCapabilityAndPolicies(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, host.Spec{Path: "testdata/plugins/logger.wasm", Capabilities: []string{"log"}})
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/logger.wasm", Capabilities: []string{"log"}}})
 	for i := 0; i < 30; i++ {
 		runBatch(t, p.Stage(), testEvents()[:1])
 	}
@@ -183,7 +183,7 @@ func TestLogCapabilityAndPolicies(t *testing.T) {
 		t.Errorf("log rate limit not applied: %+v", st)
 	}
 	for policy, want := range map[string]pipeline.Verdict{"fail_open": pipeline.Keep, "fail_closed": pipeline.Drop, "dead_letter": pipeline.DeadLetter} {
-		p := load(t, h, host.Spec{Path: "testdata/plugins/trap.wasm", OnError: policy})
+		p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/trap.wasm", OnError: policy}})
 		b := runBatch(t, p.Stage(), testEvents())
 		for i := range b.Events {
 			if b.Verdicts[i] != want {
@@ -195,7 +195,7 @@ func TestLogCapabilityAndPolicies(t *testing.T) {
 
 func TestCrashLoopBackoff(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, host.Spec{Path: "testdata/plugins/trap.wasm"})
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/trap.wasm"}})
 	s := p.Stage()
 	for i := 0; i < 8; i++ {
 		runBatch(t, s, testEvents()[:1])
@@ -212,7 +212,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 
 func TestPoolRunsConcurrentStages(t *testing.T) {
 	h := newHost(t)
-	p := load(t, h, host.Spec{Path: "../sdk/wat/filter.wasm", Pool: 3})
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm", Pool: 3}})
 	errs := make(chan error, 6)
 	for w := 0; w < 6; w++ {
 		go func() {
@@ -243,8 +243,8 @@ func TestPoolRunsConcurrentStages(t *testing.T) {
 // must still be stopped by its timeout.
 func TestTrustedAndCheckedBuildsDoNotShareCode(t *testing.T) {
 	h := newHost(t)
-	_ = load(t, h, host.Spec{Path: "testdata/plugins/loop.wasm", Trusted: true}) // compiled first, never run
-	checked := load(t, h, host.Spec{Path: "testdata/plugins/loop.wasm", Timeout: 50 * time.Millisecond})
+	_ = load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm", Trusted: true}}) // compiled first, never run
+	checked := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm", Timeout: 50 * time.Millisecond}})
 	b := runBatch(t, checked.Stage(), testEvents()[:1])
 	if !strings.Contains(b.Reasons[0], host.FailTimeout) {
 		t.Fatalf("checked loop not stopped after a trusted build was cached: %q", b.Reasons[0])

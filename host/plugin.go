@@ -15,17 +15,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"golang.org/x/time/rate"
+
+	"github.com/eventpipe/eventpipe/pipeline"
 )
 
 // Host owns what plugins share: the compilation cache and the logger.
@@ -34,6 +39,7 @@ type Host struct {
 	// includes whether termination checks are compiled in.
 	cache  wazero.CompilationCache
 	logger *slog.Logger
+	open   atomic.Int64 // wazero runtimes not yet closed
 }
 
 // Options configure a Host.
@@ -64,28 +70,104 @@ func New(opts Options) (*Host, error) {
 // Close releases the compilation cache.
 func (h *Host) Close(ctx context.Context) error { return h.cache.Close(ctx) }
 
-// Spec says how to run one plugin.
-type Spec struct {
-	Name         string        // for logs, metrics and dead letters; default: the file name
-	Path         string        // the .wasm file
-	SHA256       string        // optional pin: "sha256:<hex>" or "<hex>"
-	Kind         string        // what the pipeline uses it as
-	Config       any           // handed to eventpipe_init
-	Outputs      []string      // route plugins: the pipeline's output names
-	Pool         int           // instances (default 1)
-	MaxMemory    int64         // bytes (default 64 MiB)
-	Timeout      time.Duration // per batch (default 1s)
-	OnError      string        // dead_letter (default), fail_open, fail_closed
-	Capabilities []string      // granted by the pipeline
-	AllowedPaths []string      // WASI preopens: "dir" (read-only) or "dir:rw"
-	Env          []string      // environment variables passed through
-	AllowedHosts []string      // hosts the http capability may reach
+// OpenRuntimes is how many plugins are loaded and not yet closed (each has
+// a wazero runtime of its own). A reload must bring it back to where it was.
+func (h *Host) OpenRuntimes() int { return int(h.open.Load()) }
+
+// The defaults of a plugin entry, written once (NewPluginConfig).
+const (
+	DefaultPool      = 1
+	DefaultMaxMemory = 64 << 20
+	DefaultTimeout   = time.Second
+	DefaultOnError   = "dead_letter"
+)
+
+// Capabilities are the host functions a plugin may be granted.
+var Capabilities = []string{"log", "metrics", "http"}
+
+// PluginConfig is one plugin entry of pipeline.yaml (filter.plugins,
+// sanitize.plugins, route.plugin, or an output of type plugin).
+type PluginConfig struct {
+	Path   string `yaml:"path"`   // the .wasm file
+	SHA256 string `yaml:"sha256"` // optional pin: "sha256:<hex>" or "<hex>"
+	Config any    `yaml:"config"` // handed to eventpipe_init
+	// Timeout bounds one batch (default 1s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxMemory bounds linear memory in bytes (default 64 MiB).
+	MaxMemory int64 `yaml:"max_memory"`
+	// Pool is how many instances may run at once (default 1).
+	Pool int `yaml:"pool"`
+	// OnError is dead_letter (default), fail_open or fail_closed.
+	OnError      string   `yaml:"on_error"`
+	Capabilities []string `yaml:"capabilities"`  // granted by the pipeline
+	AllowedHosts []string `yaml:"allowed_hosts"` // hosts the http capability may reach
+	AllowedPaths []string `yaml:"allowed_paths"` // WASI preopens: "dir" (read-only) or "dir:rw"
+	Env          []string `yaml:"env"`           // environment variables passed through
 	// Trusted compiles the module without termination checks. wazero
 	// enforces Timeout by checking, at every loop header and function
 	// entry, whether the call must stop; each check leaves the compiled
 	// code, which makes byte loops ~8x slower. A trusted plugin runs at
 	// full speed, but an endless loop in it cannot be stopped.
-	Trusted bool
+	Trusted bool `yaml:"trusted"`
+}
+
+// NewPluginConfig returns a plugin entry with every default.
+func NewPluginConfig() *PluginConfig {
+	return &PluginConfig{Pool: DefaultPool, MaxMemory: DefaultMaxMemory, Timeout: DefaultTimeout, OnError: DefaultOnError}
+}
+
+// Validate reports every problem at once, as *pipeline.FieldError.
+func (c *PluginConfig) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, pipeline.FieldErrorf(field, format, args...))
+	}
+	if c.Path == "" {
+		bad("path", "must be set (a .wasm file)")
+	}
+	if c.SHA256 != "" {
+		if h := strings.TrimPrefix(c.SHA256, "sha256:"); len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+			bad("sha256", "want sha256: and 64 hex digits")
+		}
+	}
+	switch c.OnError {
+	case "fail_open", "fail_closed", "dead_letter":
+	default:
+		bad("on_error", "want fail_open, fail_closed or dead_letter, got %q", c.OnError)
+	}
+	if c.Pool < 1 {
+		bad("pool", "must be at least 1, got %d", c.Pool)
+	}
+	if c.MaxMemory < 65536 {
+		bad("max_memory", "must be at least one wasm page (65536 bytes), got %d", c.MaxMemory)
+	}
+	if c.Timeout <= 0 {
+		bad("timeout", "must be positive, got %v", c.Timeout)
+	}
+	for i, cp := range c.Capabilities {
+		if !slices.Contains(Capabilities, strings.ToLower(cp)) {
+			bad(fmt.Sprintf("capabilities[%d]", i), "unknown capability %q (known: %s)", cp, strings.Join(Capabilities, ", "))
+		}
+	}
+	for i, ap := range c.AllowedPaths {
+		if dir, mode, ok := strings.Cut(ap, ":"); dir == "" || ok && mode != "rw" && mode != "ro" {
+			bad(fmt.Sprintf("allowed_paths[%d]", i), "want a directory, optionally with :rw or :ro, got %q", ap)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Spec says how to run one plugin: its entry, and what the pipeline uses
+// it as.
+type Spec struct {
+	PluginConfig
+	Name    string   // for logs, metrics and dead letters; default: the file name
+	Kind    string   // what the pipeline uses it as
+	Outputs []string // route plugins: the pipeline's output names
+	// Getenv looks up the variables Env passes through (nil: os.LookupEnv).
+	Getenv func(string) (string, bool)
+	// Logger receives the plugin's log lines (nil: the host's).
+	Logger *slog.Logger
 }
 
 // Plugin is a compiled, checked plugin with its pool of instances.
@@ -101,6 +183,7 @@ type Plugin struct {
 	logLimit *rate.Limiter
 	metrics  *Metrics
 	ext      *extismPlugin // set for Extism plugins
+	closed   atomic.Bool
 }
 
 // Load compiles and checks a plugin and starts its first instance; the
@@ -109,24 +192,31 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if spec.Name == "" {
 		spec.Name = strings.TrimSuffix(filepath.Base(spec.Path), ".wasm")
 	}
+	def := NewPluginConfig()
 	if spec.Pool <= 0 {
-		spec.Pool = 1
+		spec.Pool = def.Pool
 	}
 	if spec.MaxMemory <= 0 {
-		spec.MaxMemory = 64 << 20
+		spec.MaxMemory = def.MaxMemory
 	}
 	if spec.Timeout <= 0 {
-		spec.Timeout = time.Second
+		spec.Timeout = def.Timeout
 	}
 	if spec.OnError == "" {
-		spec.OnError = "dead_letter"
+		spec.OnError = def.OnError
+	}
+	if spec.Getenv == nil {
+		spec.Getenv = os.LookupEnv
+	}
+	if spec.Logger == nil {
+		spec.Logger = h.logger
 	}
 	fail := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %s: "+format, append([]any{spec.Path}, args...)...)
 	}
 	bin, err := os.ReadFile(spec.Path)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	if spec.SHA256 != "" {
 		sum := sha256.Sum256(bin)
@@ -142,40 +232,41 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		WithCloseOnContextDone(!spec.Trusted)
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
 		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics()}
+	h.open.Add(1)
 	ok := false
 	defer func() {
 		if !ok {
-			_ = p.rt.Close(ctx)
+			_ = p.Close(ctx)
 		}
 	}()
 	if p.compiled, err = p.rt.CompileModule(ctx, bin); err != nil {
-		return fail("not a valid wasm module: %v", err)
+		return fail("not a valid wasm module: %w", err)
 	}
 	if isExtism(p.compiled) {
 		if spec.Kind == KindExport {
 			return fail("Extism export plugins are not supported: write the exporter to ABI v1")
 		}
 		if err := h.loadExtism(ctx, p, bin); err != nil {
-			return fail("%v", err)
+			return fail("%w", err)
 		}
 		ok = true
 		return p, nil
 	}
 	if err := p.checkImports(); err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	if err := p.instantiateHostModule(ctx); err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	if p.modCfg, err = p.moduleConfig(); err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	first, err := p.newInstance(ctx, true)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	p.pool = make(chan *instance, spec.Pool)
 	p.pool <- first
@@ -192,8 +283,13 @@ func (p *Plugin) Manifest() Manifest { return p.manifest }
 // Name is the plugin's name in logs, metrics and dead letters.
 func (p *Plugin) Name() string { return p.spec.Name }
 
-// Close stops every instance.
+// Close stops every instance and releases the plugin's runtime. It is
+// safe to call more than once.
 func (p *Plugin) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer p.host.open.Add(-1)
 	if p.ext != nil {
 		_ = p.ext.compiled.Close(ctx)
 	}
@@ -241,7 +337,7 @@ func (p *Plugin) instantiateHostModule(ctx context.Context) error {
 			return
 		}
 		lv := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[min(level, 3)]
-		p.host.logger.Log(ctx, lv, string(msg), "plugin", p.spec.Name)
+		p.spec.Logger.Log(ctx, lv, string(msg), "plugin", p.spec.Name)
 	}).Export("log").
 		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32, delta int64) {
 		name, ok := m.Memory().Read(ptr, n)
@@ -260,6 +356,9 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		fs := wazero.NewFSConfig()
 		for _, ap := range p.spec.AllowedPaths {
 			dir, mode, _ := strings.Cut(ap, ":")
+			if _, err := os.Stat(dir); err != nil {
+				return nil, pipeline.FieldErrorf("allowed_paths", "%w", err)
+			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
 				return nil, err
@@ -273,7 +372,7 @@ func (p *Plugin) moduleConfig() (wazero.ModuleConfig, error) {
 		cfg = cfg.WithFSConfig(fs)
 	}
 	for _, k := range p.spec.Env {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := p.spec.Getenv(k); ok {
 			cfg = cfg.WithEnv(k, v)
 		}
 	}

@@ -159,7 +159,7 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 		f = &failure{FailError, err}
 	}
 	s.metrics.fail(f.kind)
-	s.host.logger.Warn("plugin failed; batch handled by on_error", "plugin", s.spec.Name, "kind", f.kind, "err", f.err, "on_error", s.spec.OnError, "events", len(s.kept))
+	s.spec.Logger.Warn("plugin failed; batch handled by on_error", "plugin", s.spec.Name, "kind", f.kind, "err", f.err, "on_error", s.spec.OnError, "events", len(s.kept))
 	s.consecutive++
 	if s.consecutive >= 5 {
 		if s.backoff == 0 {
@@ -290,3 +290,9 @@ func classify(ctx context.Context, err error) error {
 	}
 	return &failure{FailTrap, err}
 }
+
+// Start does nothing: the plugin was loaded and initialised when created.
+func (s *Stage) Start(context.Context) error { return nil }
+
+// Shutdown closes the plugin's instances and runtime.
+func (s *Stage) Shutdown(ctx context.Context) error { return s.Close(ctx) }

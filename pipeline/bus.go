@@ -31,7 +31,7 @@ type Bus struct {
 	// Set before enabled first becomes true; read-only afterwards.
 	q       *queue
 	cfg     Config
-	filter  *Filter
+	filter  atomic.Pointer[Filter]
 	limiter *rate.Limiter
 	ids     *IDGenerator
 
@@ -61,7 +61,8 @@ func NewBus(cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{cfg: cfg, filter: f, done: make(chan struct{})}
+	b := &Bus{cfg: cfg, done: make(chan struct{})}
+	b.filter.Store(f)
 	if cfg.MaxEventsPerSecond > 0 {
 		b.limiter = rate.NewLimiter(rate.Limit(cfg.MaxEventsPerSecond), cfg.Burst)
 	}
@@ -102,6 +103,18 @@ func (b *Bus) SetEnabled(on bool) {
 	b.enabled.Store(true)
 }
 
+// SetFilter replaces the fast-path type filter (category switches and
+// include/exclude patterns) at run time, e.g. on a configuration reload.
+// Events already queued are not filtered again.
+func (b *Bus) SetFilter(c FilterConfig) error {
+	f, err := NewFilter(c)
+	if err != nil {
+		return err
+	}
+	b.filter.Store(f)
+	return nil
+}
+
 // Emit queues ev under the configured overflow policy. It never blocks unless
 // the policy is Block (bounded by BlockTimeout and ctx) or the rate-limit
 // policy is wait. A disabled bus returns nil at once and counts nothing.
@@ -135,7 +148,7 @@ func (b *Bus) accept(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		b.invalid.Add(1)
 		return &DecodeError{Field: "type", Reason: msg}
 	}
-	if !b.filter.Allow(ev.Type) {
+	if !b.filter.Load().Allow(ev.Type) {
 		b.filtered.Add(1)
 		return nil
 	}

@@ -11,36 +11,36 @@ import (
 type Config struct {
 	// Enabled turns events on. Off by default: then Emit costs about a
 	// nanosecond and the bus holds no buffer and runs no goroutine.
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	// BufferSize bounds the events queued between Emit and the stages.
 	// Default 10000.
-	BufferSize int
+	BufferSize int `yaml:"buffer_size"`
 	// Overflow is what Emit does when the buffer is full. Default DropOldest.
 	// Publish (used by ingest) always waits for room instead.
-	Overflow Overflow
+	Overflow Overflow `yaml:"overflow"`
 	// BlockTimeout bounds a wait under the Block policy. Default 1s.
-	BlockTimeout time.Duration
+	BlockTimeout time.Duration `yaml:"block_timeout"`
 	// MaxEventsPerSecond limits the rate of accepted events; 0 means no limit.
-	MaxEventsPerSecond float64
+	MaxEventsPerSecond float64 `yaml:"max_events_per_second"`
 	// Burst is how many events may pass at once above the rate. Default:
 	// MaxEventsPerSecond (at least 1).
-	Burst int
+	Burst int `yaml:"burst"`
 	// RateLimitPolicy is what happens to an event over the rate.
-	RateLimitPolicy RateLimitPolicy
+	RateLimitPolicy RateLimitPolicy `yaml:"rate_limit_policy"`
 	// Filter holds the category switches and include/exclude patterns.
-	Filter FilterConfig
+	Filter FilterConfig `yaml:",inline"`
 	// MaxEventSize limits an event's payload (type, ids, tags, data) in
 	// bytes; 0 means DefaultMaxEventSize, negative means no limit.
-	MaxEventSize int
+	MaxEventSize int `yaml:"max_event_size"`
 	// BatchSize is the largest batch handed to the Handler. Default 512.
-	BatchSize int
+	BatchSize int `yaml:"batch_size"`
 	// BatchLinger is how long the bus waits for a batch to fill once it
 	// holds one event. Default 0: a batch is what is queued when the
 	// dispatcher looks, so latency stays minimal at low rates.
-	BatchLinger time.Duration
+	BatchLinger time.Duration `yaml:"batch_linger"`
 	// Handler receives every batch (the pipeline's stages and exporters).
 	// Nil: events go to subscribers only.
-	Handler BatchHandler
+	Handler BatchHandler `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults of the original [events] section:
@@ -79,28 +79,28 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.BufferSize < 0 {
-		errs = append(errs, fmt.Errorf("buffer_size must be positive, got %d", c.BufferSize))
+		errs = append(errs, FieldErrorf("buffer_size", "must be positive, got %d", c.BufferSize))
 	}
 	if c.Overflow > Reject {
-		errs = append(errs, fmt.Errorf("overflow: unknown policy %d", c.Overflow))
+		errs = append(errs, FieldErrorf("overflow", "unknown policy %d", c.Overflow))
 	}
 	if c.BlockTimeout < 0 {
-		errs = append(errs, fmt.Errorf("block_timeout must not be negative"))
+		errs = append(errs, FieldErrorf("block_timeout", "must not be negative"))
 	}
 	if c.MaxEventsPerSecond < 0 {
-		errs = append(errs, fmt.Errorf("max_events_per_second must not be negative, got %v", c.MaxEventsPerSecond))
+		errs = append(errs, FieldErrorf("max_events_per_second", "must not be negative, got %v", c.MaxEventsPerSecond))
 	}
 	if c.Burst < 0 {
-		errs = append(errs, fmt.Errorf("burst must not be negative, got %d", c.Burst))
+		errs = append(errs, FieldErrorf("burst", "must not be negative, got %d", c.Burst))
 	}
 	if c.RateLimitPolicy > RateWait {
-		errs = append(errs, fmt.Errorf("rate limit policy: unknown policy %d", c.RateLimitPolicy))
+		errs = append(errs, FieldErrorf("rate_limit_policy", "unknown policy %d", c.RateLimitPolicy))
 	}
 	if c.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("batch size must be positive, got %d", c.BatchSize))
+		errs = append(errs, FieldErrorf("batch_size", "must be positive, got %d", c.BatchSize))
 	}
 	if c.BatchLinger < 0 {
-		errs = append(errs, fmt.Errorf("batch linger must not be negative"))
+		errs = append(errs, FieldErrorf("batch_linger", "must not be negative"))
 	}
 	if _, err := NewFilter(c.Filter); err != nil {
 		errs = append(errs, fmt.Errorf("filter: %w", err))

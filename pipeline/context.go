@@ -121,7 +121,7 @@ func encodeData(data any) (json.RawMessage, error) {
 type timingReporter interface{ TimingEvents() bool }
 
 // TimingEvents reports whether the bus adds timing data (emit_timing_events).
-func (b *Bus) TimingEvents() bool { return b.filter.TimingEvents() }
+func (b *Bus) TimingEvents() bool { return b.filter.Load().TimingEvents() }
 
 // Track runs fn as a unit of work called name and reports it: it emits
 // "<name>.started", then "<name>.completed" (with duration_ms when timing

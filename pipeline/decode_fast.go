@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/eventpipe/eventpipe/internal/jsonscan"
+	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
 
 // errFallback says the fast decoder met something it leaves to

@@ -1,6 +1,9 @@
 package pipeline
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrClosed is returned by Emit and Publish after Close began, and by
@@ -17,3 +20,21 @@ var (
 	// ErrRateLimited is returned when the rate limit's policy is "drop".
 	ErrRateLimited = errors.New("eventpipe: rate limited: event dropped")
 )
+
+// FieldError is a configuration problem with one key of a component's
+// configuration. Field is the key path relative to the component (for
+// example "buffer_size" or "rules[1].to[0]"), in the spelling of the
+// configuration file, so that a loader can point at the line it came from.
+// Validate methods return FieldErrors, alone or joined with errors.Join.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldErrorf returns a *FieldError for field with a formatted message.
+func FieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}

@@ -36,11 +36,14 @@ func CategoryOf(t string) Category {
 // FilterConfig is the type filter applied on the fast path: the category
 // switches and include/exclude patterns of the original [events] section.
 type FilterConfig struct {
-	EmitTimingEvents bool     // default true (see DefaultConfig)
-	EmitStateEvents  bool     // default false
-	EmitDebugEvents  bool     // default false
-	IncludeTypes     []string // empty: all types
-	ExcludeTypes     []string // exclude wins over include
+	EmitTimingEvents bool `yaml:"emit_timing_events"` // default true (see DefaultConfig)
+	EmitStateEvents  bool `yaml:"emit_state_events"`  // default false
+	EmitDebugEvents  bool `yaml:"emit_debug_events"`  // default false
+	// IncludeTypes and ExcludeTypes are type patterns; exclude wins, and
+	// an empty include means all types. In pipeline.yaml they belong to the
+	// filter stage, which hands them to the bus's fast path.
+	IncludeTypes []string `yaml:"-"`
+	ExcludeTypes []string `yaml:"-"`
 }
 
 // Filter decides on the fast path whether a type is emitted. The same Filter

@@ -40,7 +40,7 @@ func BenchmarkSanitizePlugin(b *testing.B) {
 	b.Run("wasm", func(b *testing.B) { run(b, load(b, "sanitize", host.KindTransform, nil)) })
 	b.Run("wasm-trusted", func(b *testing.B) {
 		h, _ := host.New(host.Options{})
-		p, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, "sanitize.wasm"), Kind: host.KindTransform, Trusted: true})
+		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize.wasm"), Trusted: true}, Kind: host.KindTransform})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +61,9 @@ func BenchmarkEndToEndWasmSanitize(b *testing.B) {
 			"sanitize:\n  enabled: false\n  plugins:\n    - path: "+filepath.Join(wasmDir, "sanitize.wasm")+"\n      trusted: "+map[bool]string{true: "true", false: "false"}[trusted]+"\n", 1)
 		h, _ := host.New(host.Options{CacheDir: filepath.Join(os.TempDir(), "eventpipe-test-wasm-cache")})
 		reg := runner.NewRegistry()
-		reg.SetPluginLoader(host.Loader{Host: h})
+		if err := reg.Register(h.Factories()...); err != nil {
+			b.Fatal(err)
+		}
 		res, err := bench.Throughput(context.Background(), bench.Options{Events: n, Pipeline: yaml, Registry: reg})
 		if err != nil {
 			b.Fatal(err)
@@ -100,8 +102,10 @@ func BenchmarkStartBuiltins(b *testing.B) {
 			b.Fatal(err)
 		}
 		reg := runner.NewRegistry()
-		reg.SetPluginLoader(host.Loader{Host: h})
-		if _, err := runner.New(cfg, runner.Options{Registry: reg}); err != nil {
+		if err := reg.Register(h.Factories()...); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := runner.New(context.Background(), cfg, runner.Options{Registry: reg}); err != nil {
 			b.Fatal(err)
 		}
 	}

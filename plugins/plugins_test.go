@@ -78,7 +78,7 @@ func load(t testing.TB, name, kind string, config any) *host.Stage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, name+".wasm"), Kind: kind, Config: config})
+	p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, name+".wasm"), Config: config}, Kind: kind})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +161,7 @@ func TestFilterPluginMatchesNative(t *testing.T) {
 func TestPluginRejectsBadConfig(t *testing.T) {
 	h, _ := host.New(host.Options{})
 	defer h.Close(context.Background())
-	_, err := h.Load(context.Background(), host.Spec{Path: filepath.Join(wasmDir, "filter.wasm"), Kind: host.KindFilter,
-		Config: map[string]any{"conditions": []any{map[string]any{"field": "data.x", "op": "frobnicate"}}}})
+	_, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "filter.wasm"), Config: map[string]any{"conditions": []any{map[string]any{"field": "data.x", "op": "frobnicate"}}}}, Kind: host.KindFilter})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("frobnicate")) {
 		t.Errorf("got %v", err)
 	}

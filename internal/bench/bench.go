@@ -19,6 +19,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
@@ -33,7 +34,7 @@ type Options struct {
 	// Registry and Pipeline let a caller measure another stage set (e.g.
 	// with wasm plugins); Pipeline is YAML with the stages and a single
 	// output named "out".
-	Registry *runner.Registry
+	Registry *component.Registry
 	Pipeline string
 }
 
@@ -180,7 +181,7 @@ func Throughput(ctx context.Context, o Options) (Result, error) {
 			progressbar.OptionSetDescription("throughput"), progressbar.OptionShowBytes(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
-	r, err := runner.New(cfg, runner.Options{
+	r, err := runner.New(ctx, cfg, runner.Options{
 		Registry: o.Registry, Stdin: &countingReader{r: bytes.NewReader(input), bar: bar}, Stdout: io.Discard,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Inputs: []string{"-"},
 	})
@@ -212,9 +213,7 @@ type latencyExporter struct {
 	lats []time.Duration
 }
 
-type latencyConfig struct {
-	Type string `yaml:"type"`
-}
+type latencyConfig struct{}
 
 func (*latencyConfig) Validate() error { return nil }
 
@@ -241,7 +240,11 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	if reg == nil {
 		reg = runner.NewRegistry()
 	}
-	runner.RegisterExporter(reg, "latency", func(*latencyConfig, runner.Env) (pipeline.Exporter, error) { return lat, nil })
+	reg = reg.Clone()
+	if err := reg.Register(component.NewOutputFactory("latency", func() *latencyConfig { return &latencyConfig{} },
+		func(context.Context, component.Settings, *latencyConfig) (component.Output, error) { return lat, nil })); err != nil {
+		return Result{}, err
+	}
 	yaml := `
 sanitize:
   enabled: true
@@ -257,7 +260,7 @@ dead_letter:
 	if err != nil {
 		return Result{}, err
 	}
-	r, err := runner.New(cfg, runner.Options{Registry: reg, Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r, err := runner.New(ctx, cfg, runner.Options{Registry: reg, Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return Result{}, err
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
@@ -38,9 +39,9 @@ type IO struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Env    func(string) (string, bool)
-	// Registry, if set, replaces runner.NewRegistry (the binary adds the
-	// wasm host's plugin loader).
-	Registry func() *runner.Registry
+	// Registry, if set, replaces the component registry (the native
+	// components plus the wasm host's plugin factories).
+	Registry func() *component.Registry
 	// Signals, if set, replaces os/signal (tests send their own).
 	Signals <-chan os.Signal
 	// OnRunner, if set, is called with the runner before it runs.
@@ -144,13 +145,13 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func registry(io IO) *runner.Registry {
+func registry(io IO) *component.Registry {
 	if io.Registry != nil {
 		return io.Registry()
 	}
 	reg := runner.NewRegistry()
 	if h, err := wasmHost(io); err == nil {
-		reg.SetPluginLoader(host.Loader{Host: h})
+		_ = reg.Register(h.Factories()...)
 	} else {
 		fmt.Fprintf(io.Stderr, "eventpipe: wasm plugins unavailable: %v\n", err)
 	}
@@ -171,14 +172,44 @@ func wasmHost(io IO) (*host.Host, error) {
 	return host.New(host.Options{CacheDir: dir})
 }
 
-// loadConfig loads and fully validates a pipeline file. On error it prints
-// every problem and returns nil.
-func loadConfig(io IO, reg *runner.Registry, path string) *config.Config {
-	cfg, err := config.Load(path, io.Env)
-	if err == nil {
-		err = reg.Validate(cfg)
+// configPath is the pipeline file a verb was given: -c FILE, or a
+// positional FILE (not both), or ./pipeline.yaml. rest are the positional
+// arguments left.
+func configPath(io IO, verb string, flagValue string, args []string) (path string, rest []string, ok bool) {
+	path, rest = flagValue, args
+	if len(args) > 0 && strings.HasSuffix(args[0], ".yaml") || len(args) > 0 && strings.HasSuffix(args[0], ".yml") {
+		if flagValue != "" && flagValue != args[0] {
+			fmt.Fprintf(io.Stderr, "eventpipe %s: two pipeline files given (-c %s and %s)\n", verb, flagValue, args[0])
+			return "", nil, false
+		}
+		path, rest = args[0], args[1:]
 	}
+	if path == "" {
+		path = "pipeline.yaml"
+	}
+	return path, rest, true
+}
+
+// loadConfig loads a pipeline file; with check, it also builds every
+// component once, as run would, and releases them (runner.Validate). On
+// error it prints every problem, in file order, and returns nil.
+func loadConfig(ctx context.Context, io IO, reg *component.Registry, path string, check bool) *config.Config {
+	cfg, err := config.Load(path, io.Env)
+	var errs config.Errors
 	if err != nil {
+		if !errors.As(err, &errs) || cfg == nil {
+			fmt.Fprintln(io.Stderr, err)
+			return nil
+		}
+	}
+	if check && cfg != nil {
+		verr := runner.Validate(ctx, cfg, runner.Options{Registry: reg, Getenv: io.Env, Stdin: io.Stdin, Stdout: io.Stdout,
+			Logger: newLogger(io.Stderr, "error", "text")})
+		if verr != nil {
+			errs = append(errs, cfg.ErrorsFor("", verr)...)
+		}
+	}
+	if err := errs.Err(); err != nil {
 		fmt.Fprintln(io.Stderr, err)
 		return nil
 	}
@@ -198,9 +229,9 @@ func cmdVersion(_ context.Context, io IO, _ []string) int {
 	return ExitOK
 }
 
-func cmdValidate(_ context.Context, io IO, args []string) int {
-	fs := newFlags(io, "validate", "validate -c pipeline.yaml", "Check a pipeline file: YAML, keys, types, patterns, routes, outputs, plugin files.\nEvery error is reported as file:line:col: message. Environment overrides apply.")
-	path := fs.String("c", "pipeline.yaml", "pipeline file")
+func cmdValidate(ctx context.Context, io IO, args []string) int {
+	fs := newFlags(io, "validate", "validate [-c] pipeline.yaml", "Check a pipeline file as run would, short of starting it: YAML, keys, types, patterns,\nroutes, outputs, input files, addresses, and every plugin loaded and initialised with its\nconfiguration. Every error is reported at once as file:line:col: message.\nEnvironment overrides apply.")
+	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
@@ -209,17 +240,25 @@ func cmdValidate(_ context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if loadConfig(io, registry(io), *path) == nil {
+	path, rest, ok := configPath(io, "validate", *cpath, fs.Args())
+	if !ok {
 		return ExitUsage
 	}
-	fmt.Fprintf(io.Stdout, "%s: ok\n", *path)
+	if len(rest) > 0 {
+		fmt.Fprintf(io.Stderr, "eventpipe validate: unexpected argument %q\n", rest[0])
+		return ExitUsage
+	}
+	if loadConfig(ctx, io, registry(io), path, true) == nil {
+		return ExitUsage
+	}
+	fmt.Fprintf(io.Stdout, "%s: ok\n", path)
 	return ExitOK
 }
 
 func cmdRun(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "run", "run -c pipeline.yaml [--input FILE|-]...",
+	fs := newFlags(io, "run", "run [-c] pipeline.yaml [--input FILE|-]...",
 		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output;\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.")
-	path := fs.String("c", "pipeline.yaml", "pipeline file")
+	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
 	var inputs stringList
 	fs.Var(&inputs, "input", "add a JSON-lines input: a file, or - for stdin (repeatable)")
 	drain := fs.Duration("drain-timeout", 0, "bound on the flush at shutdown (default 30s)")
@@ -231,18 +270,22 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(io.Stderr, "eventpipe run: unexpected argument %q\n", fs.Arg(0))
+	path, rest, ok := configPath(io, "run", *cpath, fs.Args())
+	if !ok {
 		return ExitUsage
 	}
-	reg := registry(io) // one wasm host for validation and the run
-	cfg := loadConfig(io, reg, *path)
+	if len(rest) > 0 {
+		fmt.Fprintf(io.Stderr, "eventpipe run: unexpected argument %q\n", rest[0])
+		return ExitUsage
+	}
+	reg := registry(io) // one wasm host for the run and its reloads
+	cfg := loadConfig(ctx, io, reg, path, false)
 	if cfg == nil {
 		return ExitUsage
 	}
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
-	r, err := runner.New(cfg, runner.Options{
-		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
+	r, err := runner.New(ctx, cfg, runner.Options{
+		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
 		Inputs: inputs, DrainTimeout: *drain,
 	})
 	if err != nil {
@@ -268,7 +311,7 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 				return
 			case s := <-sigs:
 				if s == syscall.SIGHUP {
-					reload(ctx, io, r, *path, log)
+					reload(ctx, io, r, path, log)
 					continue
 				}
 				log.Info("stopping: draining the buffer and flushing outputs", "signal", s.String())

@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/cli"
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/export"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
@@ -113,7 +114,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 }
 
 func TestValidateReportsAllErrorsWithPositions(t *testing.T) {
-	r := run(t, nil, "", "validate", "-c", "../../pipeline/config/testdata/broken.yaml")
+	r := run(t, nil, "", "validate", "-c", "../../pipeline/runner/testdata/broken.yaml")
 	if r.code != 2 {
 		t.Fatalf("exit %d", r.code)
 	}
@@ -234,9 +235,7 @@ type slowExporter struct {
 	lastWait time.Duration
 }
 
-type slowConfig struct {
-	Type string `yaml:"type"`
-}
+type slowConfig struct{}
 
 func (c *slowConfig) Validate() error { return nil }
 
@@ -274,10 +273,16 @@ ingest:
 	slow := &slowExporter{entered: make(chan struct{}), release: make(chan struct{})}
 	fill := &fillSource{n: 20000, limit: 500, full: make(chan struct{}), stopped: make(chan struct{})}
 	sigs := make(chan os.Signal, 1)
-	io := cli.IO{Signals: sigs, OnRunner: func(r *runner.Runner) { fill.bus = r.Bus() }, Registry: func() *runner.Registry {
+	io := cli.IO{Signals: sigs, OnRunner: func(r *runner.Runner) { fill.bus = r.Bus() }, Registry: func() *component.Registry {
 		reg := runner.NewRegistry()
-		runner.RegisterExporter(reg, "slow", func(*slowConfig, runner.Env) (pipeline.Exporter, error) { return slow, nil })
-		runner.RegisterSource(reg, "fill", func(*slowConfig, runner.Env) (pipeline.Source, error) { return fill, nil })
+		if err := reg.Register(
+			component.NewOutputFactory("slow", func() *slowConfig { return &slowConfig{} },
+				func(context.Context, component.Settings, *slowConfig) (component.Output, error) { return slow, nil }),
+			component.NewSourceFactory("fill", func() *slowConfig { return &slowConfig{} },
+				func(context.Context, component.Settings, *slowConfig) (component.Source, error) { return fill, nil }),
+		); err != nil {
+			t.Fatal(err)
+		}
 		return reg
 	}}
 	done := make(chan result, 1)
@@ -317,6 +322,9 @@ ingest:
 // holds limit events (checked after each accepted event, by the bus's own
 // counter): from then on its Publish waits for room, until the stop
 // refuses it.
+func (f *fillSource) Start(context.Context) error    { return nil }
+func (f *fillSource) Shutdown(context.Context) error { return nil }
+
 type fillSource struct {
 	n, limit int
 	bus      *pipeline.Bus

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -14,5 +15,5 @@ func loadRunner(path string) (*runner.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runner.New(cfg, runner.Options{Stdin: os.Stdin, Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return runner.New(context.Background(), cfg, runner.Options{Stdin: os.Stdin, Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }

@@ -180,13 +180,21 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	}
 	fs := newFlags(io, "dlq replay", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]",
 		"Send dead-lettered events back through the pipeline's stages and outputs (not its ingest).\nThe file is first renamed to FILE.replayed-TIMESTAMP; what fails again is dead-lettered anew.\nRaw input that never was an event is decoded again and dead-lettered again if it still is not.")
-	path := fs.String("c", "pipeline.yaml", "pipeline file")
+	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
 	file := fs.String("file", "", "dead-letter file (default: the pipeline's dead_letter.path)")
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
+	path, rest, ok := configPath(io, "dlq replay", *cpath, fs.Args())
+	if !ok {
+		return ExitUsage
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: unexpected argument %q\n", rest[0])
+		return ExitUsage
+	}
 	reg := registry(io)
-	cfg := loadConfig(io, reg, *path)
+	cfg := loadConfig(ctx, io, reg, path, false)
 	if cfg == nil {
 		return ExitUsage
 	}
@@ -205,8 +213,8 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 		return ExitRuntime
 	}
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
-	r, err := runner.New(cfg, runner.Options{
-		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log,
+	r, err := runner.New(ctx, cfg, runner.Options{
+		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
 		SkipConfigSources: true, Sources: []pipeline.Source{&replaySource{name: filepath.Base(moved), data: data}},
 	})
 	if err != nil {

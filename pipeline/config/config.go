@@ -11,21 +11,26 @@ import (
 	"os"
 	"reflect"
 	"sort"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/eventpipe/eventpipe/pipeline"
-	"github.com/eventpipe/eventpipe/pipeline/stage"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 )
 
 // Config is a whole pipeline definition.
+//
+// The events section is the bus's own pipeline.Config; dead_letter, admin
+// and log belong to the runner. Every other section holds components —
+// sources, stages, outputs — whose settings are kept raw here and decoded
+// by the runner into the config struct of the component's own factory
+// (Components, Decode), so that no component's settings are written twice.
 type Config struct {
-	Events     Events               `yaml:"events"`
+	Events     pipeline.Config      `yaml:"events"`
 	Ingest     []yaml.Node          `yaml:"ingest"`
-	Filter     Filter               `yaml:"filter"`
-	Sanitize   Sanitize             `yaml:"sanitize"`
-	Route      Route                `yaml:"route"`
+	Filter     yaml.Node            `yaml:"filter"`
+	Sanitize   yaml.Node            `yaml:"sanitize"`
+	Route      yaml.Node            `yaml:"route"`
 	Export     map[string]yaml.Node `yaml:"export"`
 	DeadLetter DeadLetter           `yaml:"dead_letter"`
 	Admin      Admin                `yaml:"admin"`
@@ -37,99 +42,26 @@ type Config struct {
 	Pos map[string]Pos `yaml:"-"`
 	// Outputs are the export section's outputs in file order.
 	Outputs []Output `yaml:"-"`
-	// Sources are the ingest section's entries.
-	Sources []Source `yaml:"-"`
 }
 
-// Events is the original [events] section.
-type Events struct {
-	Enabled            bool                     `yaml:"enabled"`
-	BufferSize         int                      `yaml:"buffer_size"`
-	Overflow           pipeline.Overflow        `yaml:"overflow"`
-	BlockTimeout       time.Duration            `yaml:"block_timeout"`
-	MaxEventsPerSecond float64                  `yaml:"max_events_per_second"`
-	Burst              int                      `yaml:"burst"`
-	RateLimitPolicy    pipeline.RateLimitPolicy `yaml:"rate_limit_policy"`
-	EmitTimingEvents   bool                     `yaml:"emit_timing_events"`
-	EmitStateEvents    bool                     `yaml:"emit_state_events"`
-	EmitDebugEvents    bool                     `yaml:"emit_debug_events"`
-	MaxEventSize       int                      `yaml:"max_event_size"`
-	BatchSize          int                      `yaml:"batch_size"`
-	BatchLinger        time.Duration            `yaml:"batch_linger"`
-}
-
-// Filter is the filter stage: type patterns (applied on the bus fast
-// path), conditions on data, and filter plugins.
-type Filter struct {
-	IncludeTypes []string    `yaml:"include_types"`
-	ExcludeTypes []string    `yaml:"exclude_types"`
-	Conditions   []Condition `yaml:"conditions"`
-	Plugins      []Plugin    `yaml:"plugins"`
-}
-
-// Condition keeps an event only if it holds. Field is a path into the event:
-// "type", "source", "language", "tags", or "data.a.b" for a field of data.
-type Condition struct {
-	Field string `yaml:"field"`
-	// Op is one of eq, ne, gt, gte, lt, lte, exists, not_exists, regex, in.
-	Op    string `yaml:"op"`
-	Value any    `yaml:"value"`
-}
-
-// Sanitize is the sanitize stage.
-type Sanitize struct {
-	Enabled bool `yaml:"enabled"`
-	// Paths cleans file paths in strings: home directories become ~, ".."
-	// is resolved.
-	Paths bool `yaml:"paths"`
-	// Secrets redacts API keys, bearer and JWT tokens, passwords in URLs,
-	// AWS keys and private key blocks in every string.
-	Secrets bool `yaml:"secrets"`
-	// ExtraPatterns are more regular expressions to redact.
-	ExtraPatterns []string `yaml:"extra_patterns"`
-	// Replacement is what a redacted secret becomes.
-	Replacement string `yaml:"replacement"`
-	// DenyFields are data keys (at any depth) removed unless in AllowFields.
-	DenyFields  []string `yaml:"deny_fields"`
-	AllowFields []string `yaml:"allow_fields"`
-	// HashFields are data keys whose values are replaced by a keyed hash
-	// (HMAC-SHA256), so equal values stay joinable without being readable.
-	HashFields []string `yaml:"hash_fields"`
-	// HashKeyEnv names the environment variable that holds the hash key.
-	HashKeyEnv string   `yaml:"hash_key_env"`
-	Plugins    []Plugin `yaml:"plugins"`
-}
-
-// Route sends events to named outputs.
-type Route struct {
-	Rules   []RouteRule `yaml:"rules"`
-	Default []string    `yaml:"default"`
-	Plugin  *Plugin     `yaml:"plugin"`
-}
-
-// RouteRule sends events whose type matches any of Types to the outputs To.
-// Rules are tried in order; the first match decides unless it says
-// continue: true, in which case later rules may add outputs.
-type RouteRule struct {
-	Types    []string `yaml:"types"`
-	To       []string `yaml:"to"`
-	Continue bool     `yaml:"continue"`
-}
-
-// Plugin names a wasm module that runs as a stage or exporter.
-type Plugin struct {
-	Path         string        `yaml:"path"`
-	SHA256       string        `yaml:"sha256"`
-	Config       any           `yaml:"config"`
-	Timeout      time.Duration `yaml:"timeout"`
-	MaxMemory    int64         `yaml:"max_memory"`
-	Pool         int           `yaml:"pool"`
-	OnError      string        `yaml:"on_error"`
-	Capabilities []string      `yaml:"capabilities"`
-	AllowedHosts []string      `yaml:"allowed_hosts"`
-	AllowedPaths []string      `yaml:"allowed_paths"`
-	Env          []string      `yaml:"env"`
-	Trusted      bool          `yaml:"trusted"`
+// Component is one source, stage or output of the file, with where it is.
+type Component struct {
+	Class component.Class
+	// Type names its factory: a source's or output's type key; "filter",
+	// "sanitize" and "route" for the native stages; "plugin" for a wasm
+	// module (filter.plugins, sanitize.plugins, route.plugin, and outputs
+	// of type plugin).
+	Type string
+	// ID is its key path ("export.audit", "filter.plugins[0]", "ingest[1]").
+	ID string
+	// Name is its name in counters, logs and dead letters.
+	Name string
+	// Role is what a plugin stage is used as: filter, transform or route;
+	// export for outputs.
+	Role string
+	// Node holds its settings; Skip the keys in it that are not its own.
+	Node *yaml.Node
+	Skip []string
 }
 
 // DeadLetter is where refused events and input go.
@@ -157,34 +89,15 @@ type Output struct {
 	Pos  Pos
 }
 
-// Source is one entry of the ingest section.
-type Source struct {
-	Type string
-	Node *yaml.Node
-	Path string // key path, e.g. ingest[1]
-	Pos  Pos
-}
-
-// Default returns the configuration an empty file means.
+// Default returns the configuration an empty file means. The events
+// section starts from the library's defaults, switched on, with the block
+// overflow policy (a pipeline that ingests waits rather than drops).
 func Default() *Config {
-	sd := stage.DefaultSanitizeConfig() // one list of defaults, the stage's
+	ev := pipeline.DefaultConfig()
+	ev.Enabled = true
+	ev.Overflow = pipeline.Block
 	return &Config{
-		Events: Events{
-			Enabled:          true,
-			BufferSize:       10000,
-			Overflow:         pipeline.Block,
-			BlockTimeout:     time.Second,
-			EmitTimingEvents: true,
-			MaxEventSize:     pipeline.DefaultMaxEventSize,
-			BatchSize:        512,
-			BatchLinger:      0,
-		},
-		Sanitize: Sanitize{
-			Enabled: true, Paths: sd.Paths, Secrets: sd.Secrets,
-			Replacement: sd.Replacement,
-			DenyFields:  sd.DenyFields,
-			HashKeyEnv:  "EVENTPIPE_HASH_KEY",
-		},
+		Events:     ev,
 		DeadLetter: DeadLetter{Path: "deadletter.jsonl", Mode: "0600"},
 		Log:        Log{Level: "info", Format: "text"},
 	}
@@ -226,7 +139,7 @@ func Parse(file string, b []byte, env func(string) (string, bool)) (*Config, err
 	return c, nil
 }
 
-// collect fills Outputs and Sources from the raw nodes, in file order.
+// collect fills Outputs from the raw nodes, in file order.
 func (c *Config) collect() {
 	c.Outputs = c.Outputs[:0]
 	for name, n := range c.Export {
@@ -240,24 +153,102 @@ func (c *Config) collect() {
 		}
 		return c.Outputs[i].Name < c.Outputs[j].Name
 	})
-	c.Sources = c.Sources[:0]
-	for i := range c.Ingest {
-		n := &c.Ingest[i]
-		c.Sources = append(c.Sources, Source{Type: nodeType(n), Node: n, Path: fmt.Sprintf("ingest[%d]", i), Pos: Pos{n.Line, n.Column}})
+	for _, n := range []*yaml.Node{&c.Filter, &c.Sanitize, &c.Route} {
+		if n.Kind == 0 || n.Tag == "!!null" {
+			*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		}
 	}
 }
 
-// nodeType reads the "type" key of a mapping node.
-func nodeType(n *yaml.Node) string {
-	if n.Kind != yaml.MappingNode {
-		return ""
+// Components lists the file's components in flow order: sources, then
+// stages (filter, filter plugins, sanitize, sanitize plugins, route or the
+// route plugin), then outputs.
+func (c *Config) Components() []Component {
+	var out []Component
+	for i := range c.Ingest {
+		n := &c.Ingest[i]
+		out = append(out, Component{Class: component.ClassSource, Type: nodeType(n), ID: fmt.Sprintf("ingest[%d]", i),
+			Name: fmt.Sprintf("ingest[%d]", i), Node: n, Skip: []string{"type"}})
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "type" {
-			return n.Content[i+1].Value
+	plugins := func(section, key, role string) {
+		n := mapGet(sectionNode(c, section), key)
+		if n == nil {
+			return
+		}
+		items := []*yaml.Node{n}
+		id := func(int) string { return section + "." + key }
+		if n.Kind == yaml.SequenceNode {
+			items = n.Content
+			id = func(i int) string { return fmt.Sprintf("%s.%s[%d]", section, key, i) }
+		}
+		for i, p := range items {
+			name := section + ":" + nodeValue(p, "path")
+			out = append(out, Component{Class: component.ClassStage, Type: "plugin", ID: id(i), Name: name, Role: role, Node: p})
 		}
 	}
+	native := func(section string, skip string) {
+		out = append(out, Component{Class: component.ClassStage, Type: section, ID: section, Name: section,
+			Node: sectionNode(c, section), Skip: []string{skip}})
+	}
+	if len(c.Filter.Content) > 0 && !(len(c.Filter.Content) == 2 && c.Filter.Content[0].Value == "plugins") {
+		native("filter", "plugins")
+	}
+	plugins("filter", "plugins", "filter")
+	native("sanitize", "plugins")
+	plugins("sanitize", "plugins", "transform")
+	if mapGet(&c.Route, "plugin") != nil {
+		plugins("route", "plugin", "route")
+	} else {
+		native("route", "plugin")
+	}
+	for _, o := range c.Outputs {
+		out = append(out, Component{Class: component.ClassOutput, Type: o.Type, ID: "export." + o.Name, Name: o.Name,
+			Role: "export", Node: o.Node, Skip: []string{"type", "retry"}})
+	}
+	return out
+}
+
+func sectionNode(c *Config, section string) *yaml.Node {
+	switch section {
+	case "filter":
+		return &c.Filter
+	case "sanitize":
+		return &c.Sanitize
+	}
+	return &c.Route
+}
+
+// mapGet returns the value of key in a mapping node, or nil.
+func mapGet(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// nodeValue is the scalar value of key in a mapping node, or "".
+func nodeValue(n *yaml.Node, key string) string {
+	if v := mapGet(n, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
 	return ""
+}
+
+// nodeType reads the "type" key of a mapping node.
+func nodeType(n *yaml.Node) string { return nodeValue(n, "type") }
+
+// OutputNames are the outputs' names in file order.
+func (c *Config) OutputNames() []string {
+	out := make([]string, len(c.Outputs))
+	for i, o := range c.Outputs {
+		out[i] = o.Name
+	}
+	return out
 }
 
 // OutputIndex returns the index of the named output, or -1.
@@ -268,31 +259,6 @@ func (c *Config) OutputIndex(name string) int {
 		}
 	}
 	return -1
-}
-
-// BusConfig is the pipeline.Config the events section (and the filter's
-// type patterns) stand for.
-func (c *Config) BusConfig() pipeline.Config {
-	e := c.Events
-	return pipeline.Config{
-		Enabled:            e.Enabled,
-		BufferSize:         e.BufferSize,
-		Overflow:           e.Overflow,
-		BlockTimeout:       e.BlockTimeout,
-		MaxEventsPerSecond: e.MaxEventsPerSecond,
-		Burst:              e.Burst,
-		RateLimitPolicy:    e.RateLimitPolicy,
-		MaxEventSize:       e.MaxEventSize,
-		BatchSize:          e.BatchSize,
-		BatchLinger:        e.BatchLinger,
-		Filter: pipeline.FilterConfig{
-			EmitTimingEvents: e.EmitTimingEvents,
-			EmitStateEvents:  e.EmitStateEvents,
-			EmitDebugEvents:  e.EmitDebugEvents,
-			IncludeTypes:     c.Filter.IncludeTypes,
-			ExcludeTypes:     c.Filter.ExcludeTypes,
-		},
-	}
 }
 
 func yamlSyntaxError(file string, err error) Error {
@@ -306,4 +272,24 @@ func yamlSyntaxError(file string, err error) Error {
 		return Error{File: file, Line: line, Col: 1, Msg: "YAML syntax: " + msg}
 	}
 	return Error{File: file, Msg: "YAML syntax: " + msg}
+}
+
+// Key is the component's setting key as a component of its own (an
+// output's retry settings), or one with no settings when it is absent.
+func (c Component) Key(key string) Component {
+	return Component{Class: c.Class, ID: c.ID + "." + key, Name: c.Name, Node: mapGet(c.Node, key)}
+}
+
+// SetKeys lists the keys the file sets for the component (its own).
+func (c Component) SetKeys() []string {
+	var out []string
+	if c.Node == nil || c.Node.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(c.Node.Content); i += 2 {
+		if k := c.Node.Content[i].Value; !contains(c.Skip, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }

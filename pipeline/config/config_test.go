@@ -3,8 +3,10 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -38,27 +41,15 @@ func envOf(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func TestBrokenConfigReportsEveryErrorWithPosition(t *testing.T) {
-	_, err := config.Load("testdata/broken.yaml", noEnv)
-	var errs config.Errors
-	if !errors.As(err, &errs) {
-		t.Fatalf("want config.Errors, got %v", err)
-	}
-	for _, e := range errs {
-		if e.Line == 0 || e.File != "testdata/broken.yaml" {
-			t.Errorf("error without position: %v", e)
-		}
-	}
-	golden(t, "testdata/broken.golden", []byte(err.Error()+"\n"))
-}
-
 func TestDefaultPipelineFileIsValid(t *testing.T) {
 	c, err := config.Load("../../pipeline.yaml", noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Sanitize.Enabled || !c.Sanitize.Secrets || !c.Events.Enabled {
-		t.Errorf("the default pipeline must sanitize: %+v", c.Sanitize)
+	var sc stage.SanitizeConfig
+	decodeComponent(t, c, "sanitize", &sc)
+	if !sc.Enabled() || !sc.Secrets || !c.Events.Enabled {
+		t.Errorf("the default pipeline must sanitize: %+v", sc)
 	}
 }
 
@@ -68,7 +59,7 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := config.Default()
-	if c.Events != d.Events || c.DeadLetter != d.DeadLetter {
+	if !reflect.DeepEqual(c.Events, d.Events) || c.DeadLetter != d.DeadLetter {
 		t.Errorf("got %+v", c.Events)
 	}
 }
@@ -102,13 +93,15 @@ route:
 			"LLMSPELL_EVENTS_FILTERING_INCLUDE_TYPES": "agent.*, tool.*", "LLMSPELL_EVENTS_FILTERING_EXCLUDE_TYPES": "*.debug",
 		}, func(t *testing.T, c *config.Config) {
 			e := c.Events
-			if e.Enabled || e.BufferSize != 42 || e.EmitTimingEvents || !e.EmitStateEvents || !e.EmitDebugEvents || e.MaxEventsPerSecond != 250 {
+			if e.Enabled || e.BufferSize != 42 || e.Filter.EmitTimingEvents || !e.Filter.EmitStateEvents || !e.Filter.EmitDebugEvents || e.MaxEventsPerSecond != 250 {
 				t.Errorf("events %+v", e)
 			}
-			if diff := cmp.Diff([]string{"agent.*", "tool.*"}, c.Filter.IncludeTypes); diff != "" {
+			var fc stage.FilterConfig
+			decodeComponent(t, c, "filter", &fc)
+			if diff := cmp.Diff([]string{"agent.*", "tool.*"}, fc.IncludeTypes); diff != "" {
 				t.Error(diff)
 			}
-			if diff := cmp.Diff([]string{"*.debug"}, c.Filter.ExcludeTypes); diff != "" {
+			if diff := cmp.Diff([]string{"*.debug"}, fc.ExcludeTypes); diff != "" {
 				t.Error(diff)
 			}
 		}, ""},
@@ -129,7 +122,9 @@ route:
 			if diff := cmp.Diff([]string{"out:file", "stdout:stdout", "file:file", "webhook:webhook"}, names); diff != "" {
 				t.Error(diff)
 			}
-			if diff := cmp.Diff([]string{"out", "stdout", "file", "webhook"}, c.Route.Default); diff != "" {
+			var rc stage.RouteConfig
+			decodeComponent(t, c, "route", &rc)
+			if diff := cmp.Diff([]string{"out", "stdout", "file", "webhook"}, rc.Default); diff != "" {
 				t.Error(diff)
 			}
 		}, ""},
@@ -162,18 +157,68 @@ route:
 	}
 }
 
-func TestBusConfig(t *testing.T) {
-	c, err := config.Parse("p.yaml", []byte("events:\n  overflow: reject\n  max_events_per_second: 10\n  burst: 3\nfilter:\n  exclude_types: [\"*.debug\"]\n"), noEnv)
+func TestEventsSection(t *testing.T) {
+	c, err := config.Parse("p.yaml", []byte("events:\n  overflow: reject\n  max_events_per_second: 10\n  burst: 3\n  emit_debug_events: true\n"), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := c.BusConfig()
-	if bc.Overflow != pipeline.Reject || bc.Burst != 3 || bc.MaxEventsPerSecond != 10 || bc.Filter.ExcludeTypes[0] != "*.debug" {
-		t.Errorf("%+v", bc)
+	e := c.Events
+	if e.Overflow != pipeline.Reject || e.Burst != 3 || e.MaxEventsPerSecond != 10 || !e.Filter.EmitDebugEvents || e.BufferSize != pipeline.DefaultConfig().BufferSize {
+		t.Errorf("%+v", e)
 	}
-	if err := bc.Validate(); err != nil {
-		t.Error(err)
+}
+
+func TestComponentsInFlowOrder(t *testing.T) {
+	c, err := config.Parse("p.yaml", []byte(`
+ingest:
+  - type: stdin
+filter:
+  exclude_types: [x]
+  plugins:
+    - path: f.wasm
+sanitize:
+  plugins:
+    - path: s.wasm
+route:
+  default: [out]
+export:
+  out:
+    type: stdout
+    retry: {max_attempts: 2}
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var got []string
+	for _, comp := range c.Components() {
+		got = append(got, fmt.Sprintf("%s %s %s %s %s", comp.Class, comp.Type, comp.ID, comp.Name, comp.Role))
+	}
+	want := []string{
+		"source stdin ingest[0] ingest[0] ",
+		"stage filter filter filter ",
+		"stage plugin filter.plugins[0] filter:f.wasm filter",
+		"stage sanitize sanitize sanitize ",
+		"stage plugin sanitize.plugins[0] sanitize:s.wasm transform",
+		"stage route route route ",
+		"output stdout export.out out export",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Error(diff)
+	}
+}
+
+// decodeComponent decodes the component with the given ID into target.
+func decodeComponent(t *testing.T, c *config.Config, id string, target any) {
+	t.Helper()
+	for _, comp := range c.Components() {
+		if comp.ID == id {
+			if errs := c.Decode(comp, target); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			return
+		}
+	}
+	t.Fatalf("no component %s", id)
 }
 
 func TestMigrate(t *testing.T) {
@@ -204,7 +249,7 @@ func TestMigrate(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"testdata/broken.yaml", "../../pipeline.yaml"} {
+	for _, p := range []string{"../runner/testdata/broken.yaml", "../../pipeline.yaml"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -222,6 +267,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		_ = c.BusConfig()
+		_ = c.Components()
 	})
 }

@@ -116,21 +116,30 @@ func kindName(n *yaml.Node) string {
 	return "nothing"
 }
 
-// fieldsOf maps yaml key names to struct field indexes.
-func fieldsOf(t reflect.Type) (map[string]int, []string) {
-	m := map[string]int{}
+// fieldsOf maps yaml key names to struct field index paths; the fields of
+// a struct tagged ",inline" are keys of the outer struct.
+func fieldsOf(t reflect.Type) (map[string][]int, []string) {
+	m := map[string][]int{}
 	var names []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("yaml")
-		name, _, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			inner, innerNames := fieldsOf(f.Type)
+			for k, idx := range inner {
+				m[k] = append([]int{i}, idx...)
+			}
+			names = append(names, innerNames...)
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		m[name] = i
+		m[name] = []int{i}
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -158,7 +167,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 			d.errorf(k, kp, "unknown key %q%s (known keys: %s)", key, suggest(key, names), strings.Join(names, ", "))
 			continue
 		}
-		d.decode(val, kp, v.Field(idx))
+		d.decode(val, kp, v.FieldByIndex(idx))
 	}
 }
 
@@ -306,25 +315,33 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// DecodeNode decodes a node kept raw in the configuration (an output's or
-// ingest's settings) into target, a pointer to that kind's config struct,
-// with the same strictness and positions as the rest of the file.
-func DecodeNode(file string, n *yaml.Node, path string, target any, skip ...string) Errors {
-	d := newDecoder(file)
+// Decode decodes a component's settings (kept raw in the configuration)
+// into target, a pointer to the config struct its factory made, with the
+// same strictness and positions as the rest of the file. Keys the
+// component does not own (comp.Skip) are left out. Positions are recorded,
+// so that errors the component reports later (ErrorsFor) point at lines.
+func (c *Config) Decode(comp Component, target any) Errors {
+	n := comp.Node
 	if n == nil || n.Kind == 0 {
 		return nil
 	}
-	if len(skip) > 0 && n.Kind == yaml.MappingNode {
-		c := *n
-		c.Content = nil
+	if len(comp.Skip) > 0 && n.Kind == yaml.MappingNode {
+		cp := *n
+		cp.Content = nil
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if !contains(skip, n.Content[i].Value) {
-				c.Content = append(c.Content, n.Content[i], n.Content[i+1])
+			if !contains(comp.Skip, n.Content[i].Value) {
+				cp.Content = append(cp.Content, n.Content[i], n.Content[i+1])
 			}
 		}
-		n = &c
+		n = &cp
 	}
-	d.decode(n, path, reflect.ValueOf(target).Elem())
+	d := newDecoder(c.File)
+	d.decode(n, comp.ID, reflect.ValueOf(target).Elem())
+	for k, v := range d.pos {
+		if _, ok := c.Pos[k]; !ok {
+			c.Pos[k] = v
+		}
+	}
 	return d.errs
 }
 

@@ -22,9 +22,9 @@ var envSettings = []struct {
 	{"ENABLED", "events.enabled", func(c *Config, v string) error { return setBool(&c.Events.Enabled, v) }},
 	{"BUFFER_SIZE", "events.buffer_size", func(c *Config, v string) error { return setInt(&c.Events.BufferSize, v) }},
 	{"OVERFLOW", "events.overflow", func(c *Config, v string) error { return c.Events.Overflow.UnmarshalText([]byte(v)) }},
-	{"EMIT_TIMING_EVENTS", "events.emit_timing_events", func(c *Config, v string) error { return setBool(&c.Events.EmitTimingEvents, v) }},
-	{"EMIT_STATE_EVENTS", "events.emit_state_events", func(c *Config, v string) error { return setBool(&c.Events.EmitStateEvents, v) }},
-	{"EMIT_DEBUG_EVENTS", "events.emit_debug_events", func(c *Config, v string) error { return setBool(&c.Events.EmitDebugEvents, v) }},
+	{"EMIT_TIMING_EVENTS", "events.emit_timing_events", func(c *Config, v string) error { return setBool(&c.Events.Filter.EmitTimingEvents, v) }},
+	{"EMIT_STATE_EVENTS", "events.emit_state_events", func(c *Config, v string) error { return setBool(&c.Events.Filter.EmitStateEvents, v) }},
+	{"EMIT_DEBUG_EVENTS", "events.emit_debug_events", func(c *Config, v string) error { return setBool(&c.Events.Filter.EmitDebugEvents, v) }},
 	{"MAX_EVENTS_PER_SECOND", "events.max_events_per_second", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 {
@@ -34,10 +34,10 @@ var envSettings = []struct {
 		return nil
 	}},
 	{"FILTERING_INCLUDE_TYPES", "filter.include_types", func(c *Config, v string) error {
-		return setPatterns(&c.Filter.IncludeTypes, v)
+		return setPatterns(&c.Filter, "include_types", v)
 	}},
 	{"FILTERING_EXCLUDE_TYPES", "filter.exclude_types", func(c *Config, v string) error {
-		return setPatterns(&c.Filter.ExcludeTypes, v)
+		return setPatterns(&c.Filter, "exclude_types", v)
 	}},
 	{"EXPORT_STDOUT", "an output named stdout in route.default", func(c *Config, v string) error {
 		var on bool
@@ -137,8 +137,8 @@ func setInt(dst *int, v string) error {
 	return nil
 }
 
-func setPatterns(dst *[]string, v string) error {
-	var out []string
+func setPatterns(section *yaml.Node, key, v string) error {
+	list := &yaml.Node{Kind: yaml.SequenceNode}
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -146,23 +146,26 @@ func setPatterns(dst *[]string, v string) error {
 		if _, err := pipeline.CompilePattern(p); err != nil {
 			return err
 		}
-		out = append(out, p)
+		list.Content = append(list.Content, scalar(p))
 	}
-	*dst = out
+	mapSet(section, key, list)
 	return nil
 }
 
 func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
 
 // setKey sets key to value in a mapping node.
-func setKey(n *yaml.Node, key, value string) {
+func setKey(n *yaml.Node, key, value string) { mapSet(n, key, scalar(value)) }
+
+// mapSet sets key to value in a mapping node.
+func mapSet(n *yaml.Node, key string, value *yaml.Node) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			n.Content[i+1] = scalar(value)
+			n.Content[i+1] = value
 			return
 		}
 	}
-	n.Content = append(n.Content, scalar(key), scalar(value))
+	n.Content = append(n.Content, scalar(key), value)
 }
 
 // ensureOutput adds (or updates) an output and routes every event to it by
@@ -177,12 +180,17 @@ func (c *Config) ensureOutput(name, typ string, settings map[string]string) {
 	for k, v := range settings {
 		setKey(o.Node, k, v)
 	}
-	for _, d := range c.Route.Default {
-		if d == name {
+	def := mapGet(&c.Route, "default")
+	if def == nil || def.Kind != yaml.SequenceNode {
+		def = &yaml.Node{Kind: yaml.SequenceNode}
+		mapSet(&c.Route, "default", def)
+	}
+	for _, d := range def.Content {
+		if d.Value == name {
 			return
 		}
 	}
-	c.Route.Default = append(c.Route.Default, name)
+	def.Content = append(def.Content, scalar(name))
 }
 
 func (c *Config) removeOutputsOfType(typ string) {
@@ -193,29 +201,36 @@ func (c *Config) removeOutputsOfType(typ string) {
 	}
 }
 
-// removeOutput drops an output and every route to it.
+// removeOutput drops an output and every route to it; a rule left with
+// nowhere to go is dropped too.
 func (c *Config) removeOutput(name string) {
 	i := c.OutputIndex(name)
 	if i < 0 {
 		return
 	}
 	c.Outputs = append(c.Outputs[:i], c.Outputs[i+1:]...)
-	drop := func(list []string) []string {
-		var out []string
-		for _, x := range list {
-			if x != name {
-				out = append(out, x)
+	drop := func(list *yaml.Node) {
+		if list == nil || list.Kind != yaml.SequenceNode {
+			return
+		}
+		kept := list.Content[:0]
+		for _, x := range list.Content {
+			if x.Value != name {
+				kept = append(kept, x)
 			}
 		}
-		return out
+		list.Content = kept
 	}
-	c.Route.Default = drop(c.Route.Default)
-	rules := c.Route.Rules[:0]
-	for _, r := range c.Route.Rules {
-		r.To = drop(r.To)
-		if len(r.To) > 0 {
-			rules = append(rules, r)
+	drop(mapGet(&c.Route, "default"))
+	if rules := mapGet(&c.Route, "rules"); rules != nil && rules.Kind == yaml.SequenceNode {
+		kept := rules.Content[:0]
+		for _, r := range rules.Content {
+			to := mapGet(r, "to")
+			drop(to)
+			if to == nil || len(to.Content) > 0 {
+				kept = append(kept, r)
+			}
 		}
+		rules.Content = kept
 	}
-	c.Route.Rules = rules
 }

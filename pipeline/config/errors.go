@@ -46,7 +46,8 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Err returns es as an error, or nil when empty, sorted by position.
+// Err returns es as an error, or nil when empty: sorted by position, each
+// problem once (a component's Validate and Create may both report one).
 func (es Errors) Err() error {
 	if len(es) == 0 {
 		return nil
@@ -57,5 +58,13 @@ func (es Errors) Err() error {
 		}
 		return es[i].Col < es[j].Col
 	})
-	return es
+	out := es[:0]
+	seen := map[Error]bool{}
+	for _, e := range es {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }

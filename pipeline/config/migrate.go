@@ -61,13 +61,13 @@ func Migrate(src []byte) ([]byte, error) {
 		d.Events.BufferSize = *e.BufferSize
 	}
 	if e.EmitTimingEvents != nil {
-		d.Events.EmitTimingEvents = *e.EmitTimingEvents
+		d.Events.Filter.EmitTimingEvents = *e.EmitTimingEvents
 	}
 	if e.EmitStateEvents != nil {
-		d.Events.EmitStateEvents = *e.EmitStateEvents
+		d.Events.Filter.EmitStateEvents = *e.EmitStateEvents
 	}
 	if e.EmitDebugEvents != nil {
-		d.Events.EmitDebugEvents = *e.EmitDebugEvents
+		d.Events.Filter.EmitDebugEvents = *e.EmitDebugEvents
 	}
 	if e.MaxEventsPerSecond != nil {
 		d.Events.MaxEventsPerSecond = *e.MaxEventsPerSecond
@@ -80,9 +80,9 @@ func Migrate(src []byte) ([]byte, error) {
 		"enabled":            d.Events.Enabled,
 		"buffer_size":        d.Events.BufferSize,
 		"overflow":           "drop_oldest", // the original dropped rather than block the app
-		"emit_timing_events": d.Events.EmitTimingEvents,
-		"emit_state_events":  d.Events.EmitStateEvents,
-		"emit_debug_events":  d.Events.EmitDebugEvents,
+		"emit_timing_events": d.Events.Filter.EmitTimingEvents,
+		"emit_state_events":  d.Events.Filter.EmitStateEvents,
+		"emit_debug_events":  d.Events.Filter.EmitDebugEvents,
 	}
 	if d.Events.MaxEventsPerSecond > 0 {
 		ev["max_events_per_second"] = d.Events.MaxEventsPerSecond

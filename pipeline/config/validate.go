@@ -1,20 +1,16 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
-
-// ConditionOps are the operators a filter condition may use.
-var ConditionOps = []string{"eq", "ne", "gt", "gte", "lt", "lte", "exists", "not_exists", "regex", "not_regex", "in"}
 
 // errAt makes an Error at the position recorded for path (or its nearest
 // recorded parent).
@@ -52,28 +48,15 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(filepath.Dir(c.File), p)
 }
 
-// Validate checks the meaning of the configuration: values in range,
-// patterns that compile, routes to outputs that exist, plugin files that
-// exist, and settings that can have no effect. It returns every problem.
+// Validate checks the sections the configuration owns — events,
+// dead_letter, admin, log — and output names. Components check their own
+// settings when the runner builds them (runner.Validate); together they
+// are `eventpipe validate`. It returns every problem.
 func (c *Config) Validate() Errors {
 	var errs Errors
 	add := func(e Error) { errs = append(errs, e) }
+	errs = append(errs, c.ErrorsFor("events", c.Events.Validate())...)
 	e := c.Events
-	if e.BufferSize <= 0 {
-		add(c.errAt("events.buffer_size", "must be at least 1, got %d", e.BufferSize))
-	}
-	if e.BatchSize <= 0 {
-		add(c.errAt("events.batch_size", "must be at least 1, got %d", e.BatchSize))
-	}
-	if e.MaxEventSize <= 0 {
-		add(c.errAt("events.max_event_size", "must be at least 1 byte, got %d", e.MaxEventSize))
-	}
-	if e.MaxEventsPerSecond < 0 {
-		add(c.errAt("events.max_events_per_second", "must not be negative"))
-	}
-	if e.BlockTimeout < 0 || e.BatchLinger < 0 {
-		add(c.errAt("events", "durations must not be negative"))
-	}
 	if e.MaxEventsPerSecond == 0 && c.set("events.burst") {
 		add(c.errAt("events.burst", "has no effect without max_events_per_second"))
 	}
@@ -83,99 +66,19 @@ func (c *Config) Validate() Errors {
 	if e.Overflow != pipeline.Block && c.set("events.block_timeout") {
 		add(c.errAt("events.block_timeout", "has no effect unless overflow is block (it is %s)", e.Overflow))
 	}
-
-	c.checkPatterns("filter.include_types", c.Filter.IncludeTypes, add)
-	c.checkPatterns("filter.exclude_types", c.Filter.ExcludeTypes, add)
-	for i, cond := range c.Filter.Conditions {
-		c.checkCondition(fmt.Sprintf("filter.conditions[%d]", i), cond, add)
-	}
-	for i, p := range c.Filter.Plugins {
-		c.checkPlugin(fmt.Sprintf("filter.plugins[%d]", i), p, add)
-	}
-
-	s := c.Sanitize
-	for i, p := range s.ExtraPatterns {
-		if _, err := regexp.Compile(p); err != nil {
-			add(c.errAt(fmt.Sprintf("sanitize.extra_patterns[%d]", i), "not a regular expression: %v", err))
-		}
-	}
-	if !s.Enabled {
-		for _, k := range []string{"paths", "secrets", "extra_patterns", "deny_fields", "allow_fields", "hash_fields"} {
-			if c.set("sanitize." + k) {
-				add(c.errAt("sanitize."+k, "has no effect: sanitize.enabled is false"))
-			}
-		}
-	}
-	for i, p := range s.Plugins {
-		c.checkPlugin(fmt.Sprintf("sanitize.plugins[%d]", i), p, add)
-	}
-
-	names := map[string]bool{}
 	for _, o := range c.Outputs {
-		names[o.Name] = true
 		if o.Type == "" {
-			add(c.errAt("export."+o.Name, "missing type (stdout, file, webhook or plugin)"))
+			add(c.errAt("export."+o.Name, "missing type"))
 		}
 		if !validName(o.Name) {
 			add(c.errAt("export."+o.Name, "output names are letters, digits, '_' and '-'"))
 		}
 	}
-	if len(c.Outputs) > 64 {
-		add(c.errAt("export", "at most 64 outputs, got %d", len(c.Outputs)))
-	}
-	routed := map[string]bool{}
-	checkTo := func(path string, to []string) {
-		for j, name := range to {
-			if !names[name] {
-				add(c.errAt(fmt.Sprintf("%s[%d]", path, j), "unknown output %q (defined: %s)", name, strings.Join(sortedKeys(names), ", ")))
-			}
-			routed[name] = true
+	for i, n := range c.Ingest {
+		if nodeType(&n) == "" {
+			add(c.errAt(fmt.Sprintf("ingest[%d]", i), "missing type"))
 		}
 	}
-	catchAll := -1
-	for i, r := range c.Route.Rules {
-		path := fmt.Sprintf("route.rules[%d]", i)
-		if catchAll >= 0 {
-			add(c.errAt(path, "unreachable: rule %d matches every type and has no continue: true", catchAll))
-		}
-		if len(r.Types) == 0 {
-			add(c.errAt(path, "needs types (patterns)"))
-		}
-		if len(r.To) == 0 {
-			add(c.errAt(path, "needs to (output names)"))
-		}
-		c.checkPatterns(path+".types", r.Types, add)
-		checkTo(path+".to", r.To)
-		for _, t := range r.Types {
-			if (t == "*" || t == "**") && !r.Continue && catchAll < 0 {
-				catchAll = i
-			}
-		}
-	}
-	checkTo("route.default", c.Route.Default)
-	if c.Route.Plugin != nil {
-		c.checkPlugin("route.plugin", *c.Route.Plugin, add)
-	}
-	if catchAll >= 0 && len(c.Route.Default) > 0 {
-		add(c.errAt("route.default", "unreachable: rule %d matches every type first", catchAll))
-	}
-	if c.Route.Plugin == nil {
-		for _, o := range c.Outputs {
-			if !routed[o.Name] {
-				add(c.errAt("export."+o.Name, "output %q is never routed to: add it to route.default or to a rule", o.Name))
-			}
-		}
-	}
-	if len(c.Outputs) > 0 && len(c.Route.Rules) == 0 && len(c.Route.Default) == 0 && c.Route.Plugin == nil {
-		add(c.errAt("route", "no route: set route.default"))
-	}
-
-	for _, src := range c.Sources {
-		if src.Type == "" {
-			add(c.errAt(src.Path, "missing type (stdin, file or http)"))
-		}
-	}
-
 	if c.DeadLetter.Path == "" {
 		add(c.errAt("dead_letter.path", "must be set: refused events must go somewhere"))
 	}
@@ -200,16 +103,36 @@ func (c *Config) Validate() Errors {
 	return errs
 }
 
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
+// ErrorsFor turns an error a component (or section) at path reported into
+// positioned Errors: each *pipeline.FieldError inside it (errors.Join
+// trees are walked) points at its key; an error that names an absolute key
+// path (KeyPath) points there; anything else at path itself.
+func (c *Config) ErrorsFor(path string, err error) Errors {
+	if err == nil {
+		return nil
 	}
-	sort.Strings(out)
-	if len(out) == 0 {
-		return []string{"none"}
+	if es, ok := err.(Errors); ok {
+		return es
 	}
-	return out
+	if e, ok := err.(Error); ok {
+		return Errors{e}
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out Errors
+		for _, e := range j.Unwrap() {
+			out = append(out, c.ErrorsFor(path, e)...)
+		}
+		return out
+	}
+	var kp interface{ KeyPath() string }
+	if errors.As(err, &kp) {
+		return Errors{c.errAt(kp.KeyPath(), "%s", err.Error())}
+	}
+	var fe *pipeline.FieldError
+	if errors.As(err, &fe) && fe.Field != "" {
+		return c.ErrorsFor(join(path, fe.Field), fe.Err)
+	}
+	return Errors{c.errAt(path, "%s", err.Error())}
 }
 
 func validName(s string) bool {
@@ -222,81 +145,6 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-func (c *Config) checkPatterns(path string, pats []string, add func(Error)) {
-	for i, p := range pats {
-		if _, err := pipeline.CompilePattern(p); err != nil {
-			add(c.errAt(fmt.Sprintf("%s[%d]", path, i), "%v", err))
-		}
-	}
-}
-
-func (c *Config) checkCondition(path string, cond Condition, add func(Error)) {
-	if cond.Field == "" {
-		add(c.errAt(path, "needs field"))
-	}
-	known := false
-	for _, op := range ConditionOps {
-		if cond.Op == op {
-			known = true
-		}
-	}
-	if !known {
-		add(c.errAt(path+".op", "unknown op %q (want one of %s)", cond.Op, strings.Join(ConditionOps, ", ")))
-		return
-	}
-	switch cond.Op {
-	case "exists", "not_exists":
-		if cond.Value != nil {
-			add(c.errAt(path+".value", "has no effect with op %s", cond.Op))
-		}
-	case "regex", "not_regex":
-		s, ok := cond.Value.(string)
-		if !ok {
-			add(c.errAt(path+".value", "want a regular expression string"))
-		} else if _, err := regexp.Compile(s); err != nil {
-			add(c.errAt(path+".value", "not a regular expression: %v", err))
-		}
-	case "in":
-		if _, ok := cond.Value.([]any); !ok {
-			add(c.errAt(path+".value", "want a list with op in"))
-		}
-	case "gt", "gte", "lt", "lte":
-		switch cond.Value.(type) {
-		case int, int64, float64, string:
-		default:
-			add(c.errAt(path+".value", "want a number or string to compare with"))
-		}
-	default:
-		if cond.Value == nil {
-			add(c.errAt(path+".value", "needs value"))
-		}
-	}
-}
-
-func (c *Config) checkPlugin(path string, p Plugin, add func(Error)) {
-	if p.Path == "" {
-		add(c.errAt(path, "needs path (a .wasm file)"))
-		return
-	}
-	if _, err := os.Stat(c.Resolve(p.Path)); err != nil {
-		add(c.errAt(path+".path", "plugin file: %v", err))
-	}
-	if p.SHA256 != "" {
-		h := strings.TrimPrefix(p.SHA256, "sha256:")
-		if len(h) != 64 {
-			add(c.errAt(path+".sha256", "want sha256: and 64 hex digits"))
-		}
-	}
-	switch p.OnError {
-	case "", "fail_open", "fail_closed", "dead_letter":
-	default:
-		add(c.errAt(path+".on_error", "want fail_open, fail_closed or dead_letter, got %q", p.OnError))
-	}
-	if p.MaxMemory < 0 || p.Pool < 0 || p.Timeout < 0 {
-		add(c.errAt(path, "max_memory, pool and timeout must not be negative"))
-	}
 }
 
 // ParseMode reads an octal file mode such as "0600".

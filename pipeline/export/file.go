@@ -17,7 +17,6 @@ import (
 
 // FileConfig configures the file exporter.
 type FileConfig struct {
-	Type string `yaml:"type"`
 	Path string `yaml:"path"`
 	// Mode is the octal permission of a created file. Default "0600".
 	Mode string `yaml:"mode"`
@@ -41,13 +40,13 @@ type FileConfig struct {
 func (c *FileConfig) Validate() error {
 	var errs []error
 	if c.Path == "" {
-		errs = append(errs, errors.New("path: must be set"))
+		errs = append(errs, pipeline.FieldErrorf("path", "must be set"))
 	}
 	if _, err := parseMode(c.Mode, 0o600); err != nil {
-		errs = append(errs, fmt.Errorf("mode: %w", err))
+		errs = append(errs, pipeline.FieldErrorf("mode", "%w", err))
 	}
 	if _, err := parseMode(c.DirMode, 0o700); err != nil {
-		errs = append(errs, fmt.Errorf("dir_mode: %w", err))
+		errs = append(errs, pipeline.FieldErrorf("dir_mode", "%w", err))
 	}
 	if c.MaxSizeMB < 0 || c.MaxBackups < 0 || c.MaxAgeDays < 0 {
 		errs = append(errs, errors.New("max_size_mb, max_backups and max_age_days must not be negative"))
@@ -58,7 +57,7 @@ func (c *FileConfig) Validate() error {
 	switch c.Fsync {
 	case "", "never", "batch":
 	default:
-		errs = append(errs, fmt.Errorf("fsync: want never or batch, got %q", c.Fsync))
+		errs = append(errs, pipeline.FieldErrorf("fsync", "want never or batch, got %q", c.Fsync))
 	}
 	return errors.Join(errs...)
 }

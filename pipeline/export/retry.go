@@ -33,10 +33,10 @@ func (c *RetryConfig) Validate() error {
 		return errors.New("values must not be negative")
 	}
 	if c.Jitter < 0 || c.Jitter > 1 {
-		return fmt.Errorf("jitter: want 0 to 1, got %v", c.Jitter)
+		return pipeline.FieldErrorf("jitter", "want 0 to 1, got %v", c.Jitter)
 	}
 	if c.Multiplier != 0 && c.Multiplier < 1 {
-		return fmt.Errorf("multiplier: want at least 1, got %v", c.Multiplier)
+		return pipeline.FieldErrorf("multiplier", "want at least 1, got %v", c.Multiplier)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"sync"
 
@@ -46,21 +45,21 @@ func (s *Stdout) Export(_ context.Context, events []pipeline.Event) error {
 		if s.pretty {
 			s.ind.Reset()
 			if err := json.Indent(&s.ind, s.buf, "", "  "); err != nil {
-				return pipeline.Permanent(fmt.Errorf("stdout: %w", err))
+				return pipeline.Permanent(pipeline.FieldErrorf("stdout", "%w", err))
 			}
 			s.ind.WriteByte('\n')
 			if _, err := s.w.Write(s.ind.Bytes()); err != nil {
-				return fmt.Errorf("stdout: %w", err)
+				return pipeline.FieldErrorf("stdout", "%w", err)
 			}
 			continue
 		}
 		s.buf = append(s.buf, '\n')
 		if _, err := s.w.Write(s.buf); err != nil {
-			return fmt.Errorf("stdout: %w", err)
+			return pipeline.FieldErrorf("stdout", "%w", err)
 		}
 	}
 	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("stdout: %w", err)
+		return pipeline.FieldErrorf("stdout", "%w", err)
 	}
 	return nil
 }

@@ -17,15 +17,13 @@ import (
 
 // WebhookConfig configures the webhook exporter.
 type WebhookConfig struct {
-	Type string `yaml:"type"`
-	URL  string `yaml:"url"`
+	URL string `yaml:"url"`
 	// Format is json (a JSON array of events, the default) or cloudevents
 	// (a CloudEvents 1.0 batch, application/cloudevents-batch+json).
 	Format  string            `yaml:"format"`
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds one request. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
-	Retry   RetryConfig   `yaml:"retry"`
 	// AllowHTTP permits a plain http:// URL to a host that is not loopback.
 	AllowHTTP bool `yaml:"allow_http"`
 }
@@ -36,27 +34,24 @@ func (c *WebhookConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		errs = append(errs, errors.New("url: must be set"))
+		errs = append(errs, pipeline.FieldErrorf("url", "must be set"))
 	case err != nil || u.Host == "":
-		errs = append(errs, fmt.Errorf("url: not a URL: %q", c.URL))
+		errs = append(errs, pipeline.FieldErrorf("url", "not a URL: %q", c.URL))
 	case u.Scheme == "https":
 	case u.Scheme == "http":
 		if !c.AllowHTTP && !isLoopback(u.Hostname()) {
-			errs = append(errs, fmt.Errorf("url: plain http to %s is refused: use https, or set allow_http: true", u.Hostname()))
+			errs = append(errs, pipeline.FieldErrorf("url", "plain http to %s is refused: use https, or set allow_http: true", u.Hostname()))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("url: want https:// (or http:// to loopback), got %q", u.Scheme))
+		errs = append(errs, pipeline.FieldErrorf("url", "want https:// (or http:// to loopback), got %q", u.Scheme))
 	}
 	switch c.Format {
 	case "", "json", "cloudevents":
 	default:
-		errs = append(errs, fmt.Errorf("format: want json or cloudevents, got %q", c.Format))
+		errs = append(errs, pipeline.FieldErrorf("format", "want json or cloudevents, got %q", c.Format))
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, errors.New("timeout: must not be negative"))
-	}
-	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("retry: %w", err))
+		errs = append(errs, pipeline.FieldErrorf("timeout", "must not be negative"))
 	}
 	return errors.Join(errs...)
 }

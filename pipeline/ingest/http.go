@@ -19,7 +19,6 @@ import (
 
 // HTTPConfig configures the HTTP source.
 type HTTPConfig struct {
-	Type string `yaml:"type"`
 	// Listen is host:port; a missing host means 127.0.0.1.
 	Listen string `yaml:"listen"`
 	// Path is where events are POSTed. Default /events.
@@ -34,10 +33,10 @@ type HTTPConfig struct {
 // Validate checks the configuration.
 func (c *HTTPConfig) Validate() error {
 	if c.Listen == "" {
-		return errors.New("listen: must be set (host:port)")
+		return pipeline.FieldErrorf("listen", "must be set (host:port)")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: want host:port, got %q", c.Listen)
+		return pipeline.FieldErrorf("listen", "want host:port, got %q", c.Listen)
 	}
 	if c.MaxBodyBytes < 0 || c.PublishTimeout < 0 {
 		return errors.New("max_body_bytes and publish_timeout must not be negative")
@@ -49,6 +48,7 @@ func (c *HTTPConfig) Validate() error {
 // (application/x-ndjson), or CloudEvents structured and batch content.
 type HTTP struct {
 	cfg      HTTPConfig
+	ln       net.Listener
 	addr     net.Addr
 	ready    chan struct{}
 	maxEvent int
@@ -80,14 +80,36 @@ func (h *HTTP) Addr() net.Addr { return h.addr }
 // Ready is closed when the listener is bound.
 func (h *HTTP) Ready() <-chan struct{} { return h.ready }
 
-// Run serves until ctx ends, then shuts the server down gracefully.
-func (h *HTTP) Run(ctx context.Context, p pipeline.Publisher) error {
+// Start binds the listener, so that a port in use fails the start of the
+// pipeline rather than its first request.
+func (h *HTTP) Start(context.Context) error {
+	if h.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", h.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("ingest http: %w", err)
 	}
-	h.addr = ln.Addr()
+	h.ln, h.addr = ln, ln.Addr()
 	close(h.ready)
+	return nil
+}
+
+// Shutdown closes the listener if Run never took it over.
+func (h *HTTP) Shutdown(context.Context) error {
+	if h.ln != nil {
+		_ = h.ln.Close()
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts the server down gracefully. It
+// binds the listener itself if Start was not called.
+func (h *HTTP) Run(ctx context.Context, p pipeline.Publisher) error {
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	ln := h.ln
 	mux := http.NewServeMux()
 	mux.Handle(h.cfg.Path, h.Handler(p))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

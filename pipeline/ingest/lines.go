@@ -17,23 +17,25 @@ import (
 	"github.com/eventpipe/eventpipe/pipeline"
 )
 
-// LinesConfig configures a JSON-lines source (type stdin or file).
+// LinesConfig is a file source: JSON lines read from Path ("-" is
+// standard input).
 type LinesConfig struct {
-	Type string `yaml:"type"`
-	// Path is the file to read; "-" (or type stdin) reads standard input.
 	Path string `yaml:"path"`
 }
 
 // Validate checks the configuration.
 func (c *LinesConfig) Validate() error {
-	if c.Type == "file" && c.Path == "" {
-		return errors.New("path: must be set for a file source")
-	}
-	if c.Type == "stdin" && c.Path != "" && c.Path != "-" {
-		return errors.New("path: has no effect on a stdin source")
+	if c.Path == "" {
+		return pipeline.FieldErrorf("path", "must be set for a file source")
 	}
 	return nil
 }
+
+// StdinConfig is a stdin source: it has no settings.
+type StdinConfig struct{}
+
+// Validate checks the configuration.
+func (c *StdinConfig) Validate() error { return nil }
 
 // Lines reads one event per line from a reader until its end. Empty lines
 // are skipped. It is a finite source.
@@ -66,14 +68,52 @@ func (l *Lines) Name() string { return l.name }
 // Finite is true: the source ends with its input.
 func (l *Lines) Finite() bool { return true }
 
+// Start does nothing: the input is opened by Run.
+func (l *Lines) Start(context.Context) error { return nil }
+
+// Shutdown does nothing: Run returns as soon as its context ends.
+func (l *Lines) Shutdown(context.Context) error { return nil }
+
+// openError is an input that could not be opened.
+type openError struct{ err error }
+
+func (e *openError) Error() string { return e.err.Error() }
+
+// errStopped ends a read that the source's context interrupted.
+var errStopped = errors.New("stopped")
+
 // Run reads until the input ends (nil), ctx ends, or the bus refuses
 // events because it closed.
+//
+// The input is opened and read in a goroutine of its own, through a pipe,
+// so that Run returns as soon as ctx ends even when a read (or the open of
+// a FIFO) is blocked waiting for a writer; a pollable input is closed to
+// wake its reader, and one that cannot be woken (a terminal or a blocking
+// standard input) leaves that goroutine to end with the process.
 func (l *Lines) Run(ctx context.Context, p pipeline.Publisher) error {
-	rc, err := l.open()
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", l.name, err)
-	}
-	defer rc.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		rc, err := l.open()
+		if err != nil {
+			pw.CloseWithError(&openError{err})
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { _ = rc.Close() })
+		_, err = io.Copy(pw, rc)
+		if !stop() {
+			err = nil // closed by the stop, not failed
+		} else {
+			_ = rc.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.CloseWithError(errStopped) // unblocks the copier's write
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(errStopped) })
+	defer stop()
+	return l.read(ctx, p, pr)
+}
+
+func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) error {
 	// A line may be as long as the event limit, plus some slack for the
 	// envelope; longer lines are rejected without being held whole.
 	r := bufio.NewReaderSize(rc, 64<<10)
@@ -102,7 +142,14 @@ func (l *Lines) Run(ctx context.Context, p pipeline.Publisher) error {
 		if rerr == io.EOF {
 			return nil
 		}
+		if errors.Is(rerr, errStopped) {
+			return nil
+		}
 		if rerr != nil && !errors.Is(rerr, bufio.ErrBufferFull) {
+			var oe *openError
+			if errors.As(rerr, &oe) {
+				return fmt.Errorf("ingest %s: %w", l.name, oe.err)
+			}
 			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, rerr)
 		}
 	}

@@ -49,14 +49,15 @@ func (r *Runner) Health() Health {
 	}
 	h.Healthy = h.State == "running"
 	r.mu.RLock()
-	for _, o := range r.flow.outputs {
-		o.stats.mu.Lock()
+	for _, o := range r.graph.outputs {
+		st := o.stats
+		st.mu.Lock()
 		oh := OutputHealth{
-			Exported: o.stats.exported.Load(), Failed: o.stats.failed.Load(), Batches: o.stats.batches.Load(),
-			LastError: o.stats.lastErr, LastErrorAt: o.stats.lastErrAt,
-			Healthy: o.stats.lastErrAt.IsZero() || o.stats.lastOK.After(o.stats.lastErrAt),
+			Exported: st.exported.Load(), Failed: st.failed.Load(), Batches: st.batches.Load(),
+			LastError: st.lastErr, LastErrorAt: st.lastErrAt,
+			Healthy: st.lastErrAt.IsZero() || st.lastOK.After(st.lastErrAt),
 		}
-		o.stats.mu.Unlock()
+		st.mu.Unlock()
 		h.Healthy = h.Healthy && oh.Healthy
 		h.Outputs[o.name] = oh
 	}

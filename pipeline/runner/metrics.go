@@ -1,8 +1,6 @@
 package runner
 
 import (
-	"sort"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -19,10 +17,12 @@ type metrics struct {
 	exportFailures *prometheus.CounterVec
 	retries        *prometheus.CounterVec
 	batchSeconds   prometheus.Histogram
+	components     componentMetrics
 }
 
 func newMetrics(r *Runner) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.components.reg = m.reg
 	m.ingested = prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_ingested_events_total", Help: "Events accepted from sources."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventpipe_rejected_input_total", Help: "Input that was not an event, by source."}, []string{"source"})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventpipe_dropped_events_total", Help: "Events dropped on purpose by a stage."}, []string{"stage"})
@@ -53,13 +53,4 @@ func newMetrics(r *Runner) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,36 +3,51 @@ package stage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 )
 
 // Condition is one test on an event. Field is "type", "source", "id",
 // "language", "correlation_id", "causation_id", "tags", or "data.a.b" for
-// a field of data ("data" alone is the whole payload). Op is one of eq, ne,
-// gt, gte, lt, lte, exists, not_exists, regex, not_regex, in.
+// a field of data ("data" alone is the whole payload). Op is one of
+// ConditionOps.
 type Condition struct {
-	Field string `json:"field"`
-	Op    string `json:"op"`
-	Value any    `json:"value,omitempty"`
+	Field string `json:"field" yaml:"field"`
+	Op    string `json:"op" yaml:"op"`
+	Value any    `json:"value,omitempty" yaml:"value"`
 }
+
+// ConditionOps are the operators a condition may use.
+var ConditionOps = []string{"eq", "ne", "gt", "gte", "lt", "lte", "exists", "not_exists", "regex", "not_regex", "in"}
 
 // FilterConfig configures a Filter: an event is kept when its type matches
 // (IncludeTypes empty: all; ExcludeTypes win) and every condition holds.
+// In pipeline.yaml it is the filter section; in the runner, the type
+// patterns also run on the bus's fast path, before an event is queued.
 type FilterConfig struct {
-	IncludeTypes []string    `json:"include_types,omitempty"`
-	ExcludeTypes []string    `json:"exclude_types,omitempty"`
-	Conditions   []Condition `json:"conditions,omitempty"`
+	IncludeTypes []string    `json:"include_types,omitempty" yaml:"include_types"`
+	ExcludeTypes []string    `json:"exclude_types,omitempty" yaml:"exclude_types"`
+	Conditions   []Condition `json:"conditions,omitempty" yaml:"conditions"`
+}
+
+// Validate reports every problem at once, as *pipeline.FieldError.
+func (c *FilterConfig) Validate() error {
+	_, err := NewFilter(*c)
+	return err
 }
 
 // Filter is the native filter stage.
 type Filter struct {
+	component.NoLifecycle
 	include, exclude pipeline.PatternSet
 	conds            []condition
 	needData         bool
+	types            [2][]string // as configured, for TypePatterns
 }
 
 type condition struct {
@@ -43,19 +58,22 @@ type condition struct {
 	value any // normalised: float64, string, bool, nil, []any
 }
 
-// NewFilter compiles cfg.
+// NewFilter compiles cfg. Its error joins a *pipeline.FieldError for every
+// problem.
 func NewFilter(cfg FilterConfig) (*Filter, error) {
 	f := &Filter{}
-	var err error
-	if f.include, err = pipeline.CompilePatterns(cfg.IncludeTypes); err != nil {
-		return nil, fmt.Errorf("filter: include_types: %w", err)
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, pipeline.FieldErrorf(field, format, args...))
 	}
-	if f.exclude, err = pipeline.CompilePatterns(cfg.ExcludeTypes); err != nil {
-		return nil, fmt.Errorf("filter: exclude_types: %w", err)
-	}
+	f.include = compilePatterns("include_types", cfg.IncludeTypes, &errs)
+	f.exclude = compilePatterns("exclude_types", cfg.ExcludeTypes, &errs)
 	for i, c := range cfg.Conditions {
+		at := fmt.Sprintf("conditions[%d]", i)
 		cc := condition{src: c, value: normalize(c.Value)}
 		switch {
+		case c.Field == "":
+			fail(at, "needs field")
 		case c.Field == "data" || strings.HasPrefix(c.Field, "data."):
 			f.needData = true
 			if c.Field != "data" {
@@ -67,34 +85,57 @@ func NewFilter(cfg FilterConfig) (*Filter, error) {
 			c.Field == "correlation_id", c.Field == "causation_id", c.Field == "tags":
 			cc.field = c.Field
 		default:
-			return nil, fmt.Errorf("filter: conditions[%d]: unknown field %q (want type, source, id, language, correlation_id, causation_id, tags or data.<path>)", i, c.Field)
+			fail(at+".field", "unknown field %q (want type, source, id, language, correlation_id, causation_id, tags or data.<path>)", c.Field)
 		}
 		switch c.Op {
-		case "eq", "ne", "exists", "not_exists":
+		case "eq", "ne":
+			if c.Value == nil {
+				fail(at+".value", "needs value")
+			}
+		case "exists", "not_exists":
+			if c.Value != nil {
+				fail(at+".value", "has no effect with op %s", c.Op)
+			}
 		case "gt", "gte", "lt", "lte":
 			switch cc.value.(type) {
 			case float64, string:
 			default:
-				return nil, fmt.Errorf("filter: conditions[%d]: %s needs a number or string", i, c.Op)
+				fail(at+".value", "want a number or string to compare with")
 			}
 		case "regex", "not_regex":
 			s, ok := c.Value.(string)
 			if !ok {
-				return nil, fmt.Errorf("filter: conditions[%d]: regex needs a string", i)
+				fail(at+".value", "want a regular expression string")
+				break
 			}
+			var err error
 			if cc.re, err = regexp.Compile(s); err != nil {
-				return nil, fmt.Errorf("filter: conditions[%d]: %w", i, err)
+				fail(at+".value", "not a regular expression: %v", err)
 			}
 		case "in":
 			if _, ok := cc.value.([]any); !ok {
-				return nil, fmt.Errorf("filter: conditions[%d]: in needs a list", i)
+				fail(at+".value", "want a list with op in")
 			}
 		default:
-			return nil, fmt.Errorf("filter: conditions[%d]: unknown op %q", i, c.Op)
+			fail(at+".op", "unknown op %q (want one of %s)", c.Op, strings.Join(ConditionOps, ", "))
 		}
 		f.conds = append(f.conds, cc)
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return f, nil
+}
+
+// compilePatterns compiles type patterns, adding a FieldError per bad one.
+func compilePatterns(field string, pats []string, errs *[]error) pipeline.PatternSet {
+	for i, p := range pats {
+		if _, err := pipeline.CompilePattern(p); err != nil {
+			*errs = append(*errs, pipeline.FieldErrorf(fmt.Sprintf("%s[%d]", field, i), "%v", err))
+		}
+	}
+	ps, _ := pipeline.CompilePatterns(pats)
+	return ps
 }
 
 // normalize turns YAML/JSON values into the forms decoded JSON uses.

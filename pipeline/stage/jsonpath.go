@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/eventpipe/eventpipe/internal/jsonscan"
+	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
 
 // lookupRaw finds the value at path (object keys) in raw JSON without

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/eventpipe/eventpipe/internal/jsonscan"
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
 
 // rewriter walks raw JSON once, copying it to out, and sanitizes on the

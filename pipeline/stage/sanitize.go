@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 )
 
 // SanitizeConfig configures Sanitize. The zero value does nothing; see
@@ -21,22 +23,44 @@ type SanitizeConfig struct {
 	// Paths cleans file paths found in strings: a home directory
 	// (/home/<user>, /Users/<user>, /root, C:\Users\<user>) becomes "~",
 	// and "." and ".." segments are resolved.
-	Paths bool `json:"paths"`
+	Paths bool `json:"paths" yaml:"paths"`
 	// Secrets redacts API keys, bearer and JWT tokens, passwords in URLs,
 	// AWS keys, private key blocks and key=value secrets in every string.
-	Secrets bool `json:"secrets"`
+	Secrets bool `json:"secrets" yaml:"secrets"`
 	// ExtraPatterns are more regular expressions whose matches are redacted.
-	ExtraPatterns []string `json:"extra_patterns,omitempty"`
+	ExtraPatterns []string `json:"extra_patterns,omitempty" yaml:"extra_patterns"`
 	// Replacement replaces a secret. Default "[REDACTED]".
-	Replacement string `json:"replacement,omitempty"`
+	Replacement string `json:"replacement,omitempty" yaml:"replacement"`
 	// DenyFields are data keys removed wherever they appear (matched
 	// without regard to case), unless listed in AllowFields.
-	DenyFields  []string `json:"deny_fields,omitempty"`
-	AllowFields []string `json:"allow_fields,omitempty"`
+	DenyFields  []string `json:"deny_fields,omitempty" yaml:"deny_fields"`
+	AllowFields []string `json:"allow_fields,omitempty" yaml:"allow_fields"`
 	// HashFields are data keys whose values become "hmac-sha256:<hex>",
 	// keyed with HashKey, so equal values stay joinable but unreadable.
-	HashFields []string `json:"hash_fields,omitempty"`
-	HashKey    []byte   `json:"hash_key,omitempty"`
+	HashFields []string `json:"hash_fields,omitempty" yaml:"hash_fields"`
+	HashKey    []byte   `json:"hash_key,omitempty" yaml:"-"`
+	// HashKeyEnv names the environment variable that holds HashKey when
+	// the stage is built from pipeline.yaml. Default EVENTPIPE_HASH_KEY.
+	HashKeyEnv string `json:"-" yaml:"hash_key_env"`
+	// On is pipeline.yaml's sanitize.enabled (default true there).
+	On bool `json:"-" yaml:"enabled"`
+}
+
+// Enabled reports whether the stage is on (sanitize.enabled).
+func (c *SanitizeConfig) Enabled() bool { return c.On }
+
+// Validate reports every problem at once, as *pipeline.FieldError.
+func (c *SanitizeConfig) Validate() error {
+	var errs []error
+	for i, p := range c.ExtraPatterns {
+		if _, err := regexp.Compile(p); err != nil {
+			errs = append(errs, pipeline.FieldErrorf(fmt.Sprintf("extra_patterns[%d]", i), "not a regular expression: %v", err))
+		}
+	}
+	if len(c.HashFields) > 0 && len(c.HashKey) == 0 && c.HashKeyEnv == "" {
+		errs = append(errs, pipeline.FieldErrorf("hash_key_env", "hash_fields needs a key: name the environment variable that holds it"))
+	}
+	return errors.Join(errs...)
 }
 
 // DefaultSanitizeConfig is what the default pipeline applies.
@@ -51,6 +75,7 @@ func DefaultSanitizeConfig() SanitizeConfig {
 // events in place. Data that needs no change is not parsed: a cheap scan for
 // the literals every rule needs comes first.
 type Sanitize struct {
+	component.NoLifecycle
 	cfg      SanitizeConfig
 	rules    []redaction
 	triggers *litSet // lower-case literals; a string without any needs no secret rule
@@ -169,7 +194,7 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	for i, p := range cfg.ExtraPatterns {
 		re, err := regexp.Compile(p)
 		if err != nil {
-			return nil, fmt.Errorf("sanitize: extra_patterns[%d]: %w", i, err)
+			return nil, pipeline.FieldErrorf(fmt.Sprintf("extra_patterns[%d]", i), "not a regular expression: %v", err)
 		}
 		s.rules = append(s.rules, redaction{re: re, repl: escapeRepl(cfg.Replacement)})
 		s.triggers = nil // an extra pattern has no known literal: always run

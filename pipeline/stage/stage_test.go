@@ -3,6 +3,7 @@ package stage_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -169,11 +170,12 @@ func TestSanitizeEventData(t *testing.T) {
 }
 
 func TestRouter(t *testing.T) {
-	r, err := stage.NewRouter([]stage.RouteRule{
-		{Types: []string{"security.*"}, To: []int{1}, Continue: true},
-		{Types: []string{"security.*", "error.*"}, To: []int{2}},
-		{Types: []string{"agent.*"}, To: []int{0}},
-	}, []int{3})
+	outs := []string{"a", "b", "c", "d"}
+	r, err := stage.NewRouter(stage.RouteConfig{Rules: []stage.RouteRule{
+		{Types: []string{"security.*"}, To: []string{"b"}, Continue: true},
+		{Types: []string{"security.*", "error.*"}, To: []string{"c"}},
+		{Types: []string{"agent.*"}, To: []string{"a"}},
+	}, Default: []string{"d"}}, outs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,16 +184,41 @@ func TestRouter(t *testing.T) {
 			t.Errorf("%s: %b, want %b", typ, got, want)
 		}
 	}
-	noDefault, _ := stage.NewRouter([]stage.RouteRule{{Types: []string{"a.*"}, To: []int{0}}}, nil)
+	noDefault, err := stage.NewRouter(stage.RouteConfig{Rules: []stage.RouteRule{{Types: []string{"a.*"}, To: []string{"a"}}}}, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b pipeline.Batch
 	b.Reset([]pipeline.Event{{Type: "a.b"}, {Type: "c.d"}})
 	_ = noDefault.Process(context.Background(), &b)
 	if b.Verdicts[0] != pipeline.Keep || b.Verdicts[1] != pipeline.Drop || !strings.Contains(b.Reasons[1], "unrouted") {
 		t.Errorf("verdicts %v reasons %q", b.Verdicts, b.Reasons)
 	}
-	if _, err := stage.NewRouter(nil, []int{64}); err == nil {
-		t.Error("index 64 accepted")
+	for name, tc := range map[string]struct {
+		cfg  stage.RouteConfig
+		outs []string
+		want string
+	}{
+		"unknown output": {stage.RouteConfig{Default: []string{"nope"}}, []string{"a"}, `default[0]: unknown output "nope"`},
+		"never routed":   {stage.RouteConfig{Default: []string{"a"}}, []string{"a", "b"}, `output "b" is never routed to`},
+		"no route":       {stage.RouteConfig{}, []string{"a"}, "no route"},
+		"unreachable": {stage.RouteConfig{Rules: []stage.RouteRule{{Types: []string{"*"}, To: []string{"a"}}, {Types: []string{"x"}, To: []string{"a"}}}},
+			[]string{"a"}, "rules[1]: unreachable"},
+		"too many outputs": {stage.RouteConfig{Default: []string{"o0"}}, manyOutputs(65), "at most 64 outputs"},
+	} {
+		_, err := stage.NewRouter(tc.cfg, tc.outs)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", name, err, tc.want)
+		}
 	}
+}
+
+func manyOutputs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("o%d", i)
+	}
+	return out
 }
 
 func FuzzSanitizeData(f *testing.F) {

@@ -1,0 +1,140 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/oklog/run"
+
+	"github.com/eventpipe/eventpipe/pipeline/component"
+	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/export"
+)
+
+// Run starts the pipeline and runs it until ctx ends or, when every source
+// is finite, until they have all reached their end; then it drains: stops
+// the sources at once (a read blocked on a pipe does not hold it up),
+// flushes the buffer through the stages and every output within the drain
+// timeout, shuts every component down upstream first, and returns the
+// summary. A component that cannot start fails the run before any event
+// flows; "pipeline running" is logged only once everything is bound.
+func (r *Runner) Run(ctx context.Context) (Summary, error) {
+	cfg := r.config()
+	mode, _ := config.ParseMode(cfg.DeadLetter.Mode)
+	dlq, err := export.OpenDeadLetter(cfg.Resolve(cfg.DeadLetter.Path), mode)
+	if err != nil {
+		r.shutdown(r.sources, r.graph)
+		return Summary{}, err
+	}
+	r.dlq = dlq
+	defer dlq.Close()
+	r.mu.RLock()
+	flow := r.graph
+	r.mu.RUnlock()
+	if err := r.startGraph(ctx, flow); err != nil {
+		r.shutdown(r.sources, flow)
+		return Summary{}, err
+	}
+	if err := r.startGraph(ctx, r.sources); err != nil {
+		r.shutdown(r.sources, flow)
+		return Summary{}, err
+	}
+	var g run.Group
+	if cfg.Admin.Listen != "" {
+		srv, ln, err := r.adminServer(cfg.Admin.Listen)
+		if err != nil {
+			r.shutdown(r.sources, flow)
+			return Summary{}, err
+		}
+		g.Add(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin: %w", err)
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+	} else {
+		close(r.adminReady)
+	}
+	r.state.Store("running")
+	r.log.Info("pipeline running", "sources", len(r.sources.nodes), "stages", len(flow.stages()), "outputs", len(flow.outputs), "dead_letter", dlq.Path())
+	srcCtx, srcCancel := context.WithCancel(context.Background())
+	g.Add(func() error { return r.runSources(ctx, srcCtx) }, func(error) { srcCancel() })
+	runErr := g.Run()
+	srcCancel()
+
+	r.state.Store("draining")
+	dctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
+	defer cancel()
+	srcErr := r.shutdownGraph(r.sources)
+	drainErr := r.bus.Close(dctx)
+	_ = r.tap.Close(dctx)
+	r.mu.Lock()
+	flow = r.graph
+	r.mu.Unlock()
+	shutErr := r.shutdownGraph(flow)
+	r.state.Store("stopped")
+	sum := r.Summary()
+	if drainErr != nil {
+		sum.Unflushed = drainErr.Error()
+	}
+	return sum, errors.Join(runErr, srcErr, drainErr, shutErr)
+}
+
+// runSources runs every source. It returns when ctx ends; or, if all
+// sources are finite, when all have finished; a source's error is logged
+// and ends the run only when no other source remains. Sources are not
+// waited for once ctx ends: each returns as soon as its context does.
+func (r *Runner) runSources(ctx, srcCtx context.Context) error {
+	srcCtx, cancel := context.WithCancel(srcCtx)
+	defer cancel()
+	nodes := r.sources.nodes
+	finite := len(nodes) > 0
+	for _, n := range nodes {
+		finite = finite && n.comp.(component.Source).Finite()
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(nodes))
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.comp.(component.Source).Run(srcCtx, r); err != nil {
+				r.log.Error("ingest failed", "source", n.id, "err", err)
+				errc <- fmt.Errorf("%s: %w", n.id, err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return nil
+	case <-srcCtx.Done():
+		<-done
+		return nil
+	case <-done:
+		if !finite {
+			// Only long-running sources failed; wait for a stop.
+			select {
+			case <-ctx.Done():
+			case <-srcCtx.Done():
+			}
+		}
+		close(errc)
+		var errs []error
+		for err := range errc {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+}
