@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,6 +17,8 @@ import (
 	"github.com/eventpipe/eventpipe/internal/bench"
 	"github.com/eventpipe/eventpipe/internal/wasmbuild"
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/runner"
 	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
 
@@ -164,5 +167,28 @@ func TestPluginRejectsBadConfig(t *testing.T) {
 	_, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "filter.wasm"), Config: map[string]any{"conditions": []any{map[string]any{"field": "data.x", "op": "frobnicate"}}}}, Kind: host.KindFilter})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("frobnicate")) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// A misspelt key in a built-in plugin's config is found by validate, with
+// the position of the plugin entry.
+func TestValidateRefusesUnknownKeysInABuiltInPluginConfig(t *testing.T) {
+	h, _ := host.New(host.Options{})
+	defer h.Close(context.Background())
+	reg := runner.NewRegistry()
+	if err := reg.Register(h.Factories()...); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"filter", "sanitize"} {
+		yaml := fmt.Sprintf("%s:\n  plugins:\n    - path: %s\n      config: {exclude_typos: [x], secretz: true}\nroute:\n  default: [out]\nexport:\n  out:\n    type: stdout\n",
+			name, filepath.Join(wasmDir, name+".wasm"))
+		cfg, err := config.Parse("p.yaml", []byte(yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = runner.Validate(context.Background(), cfg, runner.Options{Registry: reg, Getenv: func(string) (string, bool) { return "", false }})
+		if err == nil || !strings.Contains(err.Error(), "p.yaml:3:7: "+name+".plugins[0]") || !strings.Contains(err.Error(), "unknown field") {
+			t.Errorf("%s: got %v", name, err)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func TestValidateReportsAllErrorsWithPositions(t *testing.T) {
 		t.Fatalf("exit %d", r.code)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	pos := regexp.MustCompile(`^\.\./\.\./pipeline/config/testdata/broken\.yaml:\d+:\d+: `)
+	pos := regexp.MustCompile(`^\.\./\.\./pipeline/runner/testdata/broken\.yaml:\d+:\d+: `)
 	for _, l := range lines {
 		if !pos.MatchString(l) {
 			t.Errorf("line without file:line:col: %q", l)
@@ -130,6 +130,13 @@ func TestValidateReportsAllErrorsWithPositions(t *testing.T) {
 	}
 	if r := run(t, nil, "", "validate", "-c", "../../pipeline.yaml"); r.code != 0 || !strings.Contains(r.stdout, "ok") {
 		t.Errorf("default pipeline: %+v", r)
+	}
+	// A positional file is validated too, not ./pipeline.yaml.
+	if r := run(t, nil, "", "validate", "../../pipeline/runner/testdata/broken.yaml"); r.code != 2 || !strings.Contains(r.stderr, "broken.yaml:3:16") {
+		t.Errorf("positional file: %+v", r)
+	}
+	if r := run(t, nil, "", "validate", "../../pipeline.yaml"); r.code != 0 || !strings.Contains(r.stdout, "../../pipeline.yaml: ok") {
+		t.Errorf("positional default pipeline: %+v", r)
 	}
 	// Output settings are validated by their kind, with positions.
 	dir := t.TempDir()

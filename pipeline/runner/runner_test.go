@@ -4,13 +4,23 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 
+	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
@@ -63,4 +73,198 @@ func TestBrokenConfigReportsEveryErrorWithPosition(t *testing.T) {
 		}
 	}
 	golden(t, "testdata/broken.golden", []byte(errs.Error()+"\n"))
+}
+
+// hostRegistry is the native components plus the wasm host's plugins.
+func hostRegistry(t *testing.T) (*component.Registry, *host.Host) {
+	t.Helper()
+	h, err := host.New(host.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	reg := runner.NewRegistry()
+	if err := reg.Register(h.Factories()...); err != nil {
+		t.Fatal(err)
+	}
+	return reg, h
+}
+
+func writeConfig(t *testing.T, dir, text string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestValidateFindsWhatRunRefuses(t *testing.T) {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	filter, notWasm := abs("../../sdk/wat/filter.wasm"), abs("../../testdata/events.jsonl")
+	base := "route:\n  default: [out]\nexport:\n  out:\n    type: stdout\n"
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"plugin of the wrong kind": {"route:\n  plugin:\n    path: " + filter + "\nexport:\n  out:\n    type: stdout\n",
+			"route.plugin: plugin " + filter + ": is a filter plugin, used here as route"},
+		"plugin that is not wasm":  {base + "filter:\n  plugins:\n    - path: " + notWasm + "\n", "filter.plugins[0]: plugin " + notWasm + ": not a valid wasm module"},
+		"missing input file":       {base + "ingest:\n  - type: file\n    path: nope.jsonl\n", "ingest[0].path: input file:"},
+		"hash_fields without key":  {base + "sanitize:\n  hash_fields: [user]\n", "sanitize.hash_fields: needs a key in the environment variable EVENTPIPE_HASH_KEY"},
+		"listen address":           {base + "ingest:\n  - type: http\n    listen: nonsense\n", `ingest[0].listen: want host:port, got "nonsense"`},
+		"pool 0":                   {base + "filter:\n  plugins:\n    - path: " + filter + "\n      pool: 0\n", "filter.plugins[0].pool: must be at least 1"},
+		"unknown capability":       {base + "filter:\n  plugins:\n    - path: " + filter + "\n      capabilities: [teleport]\n", `filter.plugins[0].capabilities[0]: unknown capability "teleport"`},
+		"allowed_paths missing":    {base + "filter:\n  plugins:\n    - path: " + filter + "\n      allowed_paths: [/nonexistent/dir]\n", "filter.plugins[0].allowed_paths:"},
+		"unknown output type":      {"route:\n  default: [out]\nexport:\n  out:\n    type: carrier-pigeon\n", `export.out.type: unknown output type "carrier-pigeon"`},
+		"unknown retry key":        {"route:\n  default: [out]\nexport:\n  out:\n    type: stdout\n    retry: {tries: 3}\n", `export.out.retry.tries: unknown key "tries"`},
+		"disabled sanitize, rules": {base + "sanitize:\n  enabled: false\n  secrets: true\n", "sanitize.secrets: has no effect: sanitize.enabled is false"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			reg, h := hostRegistry(t)
+			cfg := writeConfig(t, t.TempDir(), tc.yaml)
+			err := runner.Validate(context.Background(), cfg, runner.Options{Registry: reg, Logger: quiet(), Getenv: noEnv})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
+			}
+			for _, e := range cfg.ErrorsFor("", err) {
+				if e.Line == 0 {
+					t.Errorf("no position: %v", e)
+				}
+			}
+			// The same file fails New, and nothing either built is left open.
+			if _, err := runner.New(context.Background(), cfg, runner.Options{Registry: reg, Logger: quiet(), Getenv: noEnv}); err == nil {
+				t.Error("New accepted what Validate refused")
+			}
+			if n := h.OpenRuntimes(); n != 0 {
+				t.Errorf("%d wasm runtimes left open", n)
+			}
+		})
+	}
+}
+
+// started runs r until the returned stop is called; it returns once the
+// pipeline is running.
+func started(t *testing.T, r *runner.Runner) (stop func() runner.Summary) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum runner.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { s, err := r.Run(ctx); done <- result{s, err} }()
+	select {
+	case <-r.AdminReady():
+	case res := <-done:
+		t.Fatalf("run ended at once: %v", res.err)
+	}
+	return func() runner.Summary {
+		cancel()
+		res := <-done
+		if res.err != nil {
+			t.Errorf("run: %v", res.err)
+		}
+		return res.sum
+	}
+}
+
+func TestReloadReleasesEveryPluginAndKeepsCounters(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	reg, h := hostRegistry(t)
+	dir := t.TempDir()
+	filter, err := filepath.Abs("../../sdk/wat/filter.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "filter:\n  plugins:\n    - path: " + filter + "\n      pool: 2\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n"
+	cfg := writeConfig(t, dir, text)
+	r, err := runner.New(context.Background(), cfg, runner.Options{Registry: reg, Logger: quiet(), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.OpenRuntimes(); n != 1 {
+		t.Fatalf("%d runtimes after New", n)
+	}
+	stop := started(t, r)
+	publish := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(5)
+	for i := 0; i < 25; i++ {
+		if err := r.Reload(context.Background(), writeConfig(t, dir, text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reload that fails leaves the running graph as it was.
+	bad := writeConfig(t, dir, strings.Replace(text, filter, filter+".missing", 1))
+	if err := r.Reload(context.Background(), bad); err == nil {
+		t.Fatal("reload with a missing plugin accepted")
+	}
+	if n := h.OpenRuntimes(); n != 1 {
+		t.Errorf("%d wasm runtimes open after 25 reloads, want 1", n)
+	}
+	publish(5)
+	sum := stop()
+	// The same five events before and after the reloads: the reference
+	// filter keeps or drops each the same way both times.
+	dropped := sum.Dropped["plugin:filter: dropped by plugin"]
+	if sum.Accepted != 10 || sum.Exported["out"]+dropped != 10 || sum.Exported["out"]%2 != 0 || sum.Exported["out"] == 0 {
+		t.Errorf("counters do not span reloads: %s", sum)
+	}
+	if n := h.OpenRuntimes(); n != 0 {
+		t.Errorf("%d wasm runtimes open after the run", n)
+	}
+}
+
+func TestShutdownDoesNotWaitForABlockedInput(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe() // a stdin whose writer never writes nor closes
+	defer pw.Close()
+	cfg := writeConfig(t, dir, "route:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n")
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv, Stdin: pr, Inputs: []string{"-", fifo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	done := make(chan runner.Summary, 1)
+	go func() { done <- stop() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a generous bound; a blocked read would hold Run forever
+		t.Fatal("Run did not return after its context ended: a blocked read held it")
+	}
+}
+
+func TestAComponentThatCannotStartFailsTheRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "ingest:\n  - type: http\n    listen: "+ln.Addr().String()+"\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n")
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "ingest[0]: start") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("got %v", err)
+	}
 }

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/eventpipe/eventpipe/pipeline/stage"
@@ -26,7 +27,12 @@ func init() {
 		Init: func(config []byte, _ []string) error {
 			var c stage.FilterConfig
 			if len(config) > 0 && string(config) != "null" {
-				if err := json.Unmarshal(config, &c); err != nil {
+				// Strict: a misspelt key is an error eventpipe_init
+				// reports (and `eventpipe validate` shows), not a
+				// setting silently ignored.
+				d := json.NewDecoder(bytes.NewReader(config))
+				d.DisallowUnknownFields()
+				if err := d.Decode(&c); err != nil {
 					return err
 				}
 			}

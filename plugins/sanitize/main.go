@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/eventpipe/eventpipe/pipeline/stage"
@@ -19,7 +20,12 @@ func init() {
 		Init: func(config []byte, _ []string) error {
 			c := stage.DefaultSanitizeConfig()
 			if len(config) > 0 && string(config) != "null" {
-				if err := json.Unmarshal(config, &c); err != nil {
+				// Strict: a misspelt key is an error eventpipe_init
+				// reports (and `eventpipe validate` shows), not a
+				// setting silently ignored.
+				d := json.NewDecoder(bytes.NewReader(config))
+				d.DisallowUnknownFields()
+				if err := d.Decode(&c); err != nil {
 					return err
 				}
 			}
