@@ -266,10 +266,12 @@ func (b *Bus) Close(ctx context.Context) error {
 		b.cancel()
 		return nil
 	case <-ctx.Done():
+		// The handler's context is cancelled; Close does not wait for it
+		// to notice: a handler stuck in a call it cannot leave (a plugin
+		// without termination checks) must not keep the process alive.
 		left := b.q.stats().depth
 		b.cancel()
-		<-b.done
-		return fmt.Errorf("eventpipe: close: %w: %d queued events not flushed", ctx.Err(), left)
+		return fmt.Errorf("eventpipe: close: %w: %d queued events not flushed (and the batch in flight, if any)", ctx.Err(), left)
 	}
 }
 

@@ -182,8 +182,13 @@ func (c *Config) Components() []Component {
 			id = func(i int) string { return fmt.Sprintf("%s.%s[%d]", section, key, i) }
 		}
 		for i, p := range items {
-			name := section + ":" + nodeValue(p, "path")
-			out = append(out, Component{Class: component.ClassStage, Type: "plugin", ID: id(i), Name: name, Role: role, Node: p})
+			typ, name := nodeType(p), section+":"+nodeValue(p, "path")
+			if typ == "" {
+				typ = "plugin"
+			} else if nodeValue(p, "path") == "" {
+				name = section + ":" + typ
+			}
+			out = append(out, Component{Class: component.ClassStage, Type: typ, ID: id(i), Name: name, Role: role, Node: p, Skip: []string{"type"}})
 		}
 	}
 	native := func(section string, skip string) {

@@ -76,9 +76,9 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	srcErr := r.shutdownGraph(r.sources)
 	drainErr := r.bus.Close(dctx)
 	_ = r.tap.Close(dctx)
-	r.mu.Lock()
+	r.mu.RLock() // not Lock: a batch stuck past the deadline holds a read lock
 	flow = r.graph
-	r.mu.Unlock()
+	r.mu.RUnlock()
 	shutErr := r.shutdownGraph(flow)
 	r.state.Store("stopped")
 	sum := r.Summary()

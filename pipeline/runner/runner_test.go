@@ -268,3 +268,66 @@ func TestAComponentThatCannotStartFailsTheRun(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// stuck is a stage that cannot be interrupted: it ignores its context, as
+// a wasm plugin without termination checks would.
+type stuck struct {
+	component.NoLifecycle
+	entered chan struct{}
+	release chan struct{}
+}
+
+type stuckConfig struct{}
+
+func (*stuckConfig) Validate() error { return nil }
+
+func (s *stuck) Process(context.Context, *pipeline.Batch) error {
+	close(s.entered)
+	<-s.release
+	return nil
+}
+
+func TestDrainEndsAtItsDeadlineEvenWhenAStageCannotBeInterrupted(t *testing.T) {
+	s := &stuck{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(s.release)
+	reg := runner.NewRegistry()
+	if err := reg.Register(component.NewStageFactory("stuck", func() *stuckConfig { return &stuckConfig{} },
+		func(context.Context, component.Settings, *stuckConfig) (component.Stage, error) { return s, nil })); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "sanitize:\n  plugins:\n    - type: stuck\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n")
+	r, err := runner.New(context.Background(), cfg, runner.Options{Registry: reg, Logger: quiet(), Getenv: noEnv, DrainTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startedNoCheck(t, r)
+	for i := 0; i < 3; i++ {
+		if err := r.Publish(context.Background(), pipeline.Event{Type: "a.b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-s.entered
+	sum, err := stop()
+	if err == nil || !strings.Contains(sum.String(), "NOT FLUSHED") {
+		t.Fatalf("summary %q, err %v", sum, err)
+	}
+}
+
+// startedNoCheck is started for a run expected to end with an error.
+func startedNoCheck(t *testing.T, r *runner.Runner) func() (runner.Summary, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum runner.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { s, err := r.Run(ctx); done <- result{s, err} }()
+	<-r.AdminReady()
+	return func() (runner.Summary, error) {
+		cancel()
+		res := <-done
+		return res.sum, res.err
+	}
+}
