@@ -151,8 +151,8 @@ func TestValidateFindsWhatRunRefuses(t *testing.T) {
 }
 
 // started runs r until the returned stop is called; it returns once the
-// pipeline is running.
-func started(t *testing.T, r *runner.Runner) (stop func() runner.Summary) {
+// pipeline is running. stop returns what Run returned.
+func started(t *testing.T, r *runner.Runner) (stop func() (runner.Summary, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
@@ -166,13 +166,10 @@ func started(t *testing.T, r *runner.Runner) (stop func() runner.Summary) {
 	case res := <-done:
 		t.Fatalf("run ended at once: %v", res.err)
 	}
-	return func() runner.Summary {
+	return func() (runner.Summary, error) {
 		cancel()
 		res := <-done
-		if res.err != nil {
-			t.Errorf("run: %v", res.err)
-		}
-		return res.sum
+		return res.sum, res.err
 	}
 }
 
@@ -216,7 +213,10 @@ func TestReloadReleasesEveryPluginAndKeepsCounters(t *testing.T) {
 		t.Errorf("%d wasm runtimes open after 25 reloads, want 1", n)
 	}
 	publish(5)
-	sum := stop()
+	sum, err := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The same five events before and after the reloads: the reference
 	// filter keeps or drops each the same way both times.
 	dropped := sum.Dropped["plugin:filter: dropped by plugin"]
@@ -242,10 +242,13 @@ func TestShutdownDoesNotWaitForABlockedInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := started(t, r)
-	done := make(chan runner.Summary, 1)
-	go func() { done <- stop() }()
+	done := make(chan error, 1)
+	go func() { _, err := stop(); done <- err }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
 	case <-time.After(time.Minute): // a generous bound; a blocked read would hold Run forever
 		t.Fatal("Run did not return after its context ended: a blocked read held it")
 	}
@@ -301,7 +304,7 @@ func TestDrainEndsAtItsDeadlineEvenWhenAStageCannotBeInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := startedNoCheck(t, r)
+	stop := started(t, r)
 	for i := 0; i < 3; i++ {
 		if err := r.Publish(context.Background(), pipeline.Event{Type: "a.b"}); err != nil {
 			t.Fatal(err)
@@ -311,23 +314,5 @@ func TestDrainEndsAtItsDeadlineEvenWhenAStageCannotBeInterrupted(t *testing.T) {
 	sum, err := stop()
 	if err == nil || !strings.Contains(sum.String(), "NOT FLUSHED") {
 		t.Fatalf("summary %q, err %v", sum, err)
-	}
-}
-
-// startedNoCheck is started for a run expected to end with an error.
-func startedNoCheck(t *testing.T, r *runner.Runner) func() (runner.Summary, error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		sum runner.Summary
-		err error
-	}
-	done := make(chan result, 1)
-	go func() { s, err := r.Run(ctx); done <- result{s, err} }()
-	<-r.AdminReady()
-	return func() (runner.Summary, error) {
-		cancel()
-		res := <-done
-		return res.sum, res.err
 	}
 }
