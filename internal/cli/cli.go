@@ -172,22 +172,24 @@ func wasmHost(io IO) (*host.Host, error) {
 	return host.New(host.Options{CacheDir: dir})
 }
 
-// configPath is the pipeline file a verb was given: -c FILE, or a
-// positional FILE (not both), or ./pipeline.yaml. rest are the positional
-// arguments left.
-func configPath(io IO, verb string, flagValue string, args []string) (path string, rest []string, ok bool) {
-	path, rest = flagValue, args
-	if len(args) > 0 && strings.HasSuffix(args[0], ".yaml") || len(args) > 0 && strings.HasSuffix(args[0], ".yml") {
-		if flagValue != "" && flagValue != args[0] {
-			fmt.Fprintf(io.Stderr, "eventpipe %s: two pipeline files given (-c %s and %s)\n", verb, flagValue, args[0])
-			return "", nil, false
-		}
-		path, rest = args[0], args[1:]
-	}
-	if path == "" {
+// configPath is the pipeline file a verb was given: -c FILE or one
+// positional FILE (the same file if both), else ./pipeline.yaml. These
+// verbs take no other argument.
+func configPath(io IO, verb, flagValue string, args []string) (string, bool) {
+	path := flagValue
+	switch {
+	case len(args) > 1:
+		fmt.Fprintf(io.Stderr, "eventpipe %s: unexpected argument %q\n", verb, args[1])
+		return "", false
+	case len(args) == 1 && path != "" && path != args[0]:
+		fmt.Fprintf(io.Stderr, "eventpipe %s: two pipeline files given (-c %s and %s)\n", verb, path, args[0])
+		return "", false
+	case len(args) == 1:
+		path = args[0]
+	case path == "":
 		path = "pipeline.yaml"
 	}
-	return path, rest, true
+	return path, true
 }
 
 // loadConfig loads a pipeline file; with check, it also builds every
@@ -240,12 +242,8 @@ func cmdValidate(ctx context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	path, rest, ok := configPath(io, "validate", *cpath, fs.Args())
+	path, ok := configPath(io, "validate", *cpath, fs.Args())
 	if !ok {
-		return ExitUsage
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(io.Stderr, "eventpipe validate: unexpected argument %q\n", rest[0])
 		return ExitUsage
 	}
 	if loadConfig(ctx, io, registry(io), path, true) == nil {
@@ -270,12 +268,8 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	path, rest, ok := configPath(io, "run", *cpath, fs.Args())
+	path, ok := configPath(io, "run", *cpath, fs.Args())
 	if !ok {
-		return ExitUsage
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(io.Stderr, "eventpipe run: unexpected argument %q\n", rest[0])
 		return ExitUsage
 	}
 	reg := registry(io) // one wasm host for the run and its reloads

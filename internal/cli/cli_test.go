@@ -138,6 +138,9 @@ func TestValidateReportsAllErrorsWithPositions(t *testing.T) {
 	if r := run(t, nil, "", "validate", "../../pipeline.yaml"); r.code != 0 || !strings.Contains(r.stdout, "../../pipeline.yaml: ok") {
 		t.Errorf("positional default pipeline: %+v", r)
 	}
+	if r := run(t, nil, "", "validate", "-c", "../../pipeline.yaml", "other.yaml"); r.code != 2 || !strings.Contains(r.stderr, "two pipeline files") {
+		t.Errorf("-c and a different positional file: %+v", r)
+	}
 	// Output settings are validated by their kind, with positions.
 	dir := t.TempDir()
 	p := writeFile(t, dir, "p.yaml", "route:\n  default: [hook]\nexport:\n  hook:\n    type: webhook\n    url: http://example.com/x\n    colour: red\n")

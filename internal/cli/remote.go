@@ -185,12 +185,8 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	if code, ok := parse(fs, args[1:]); !ok {
 		return code
 	}
-	path, rest, ok := configPath(io, "dlq replay", *cpath, fs.Args())
+	path, ok := configPath(io, "dlq replay", *cpath, fs.Args())
 	if !ok {
-		return ExitUsage
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: unexpected argument %q\n", rest[0])
 		return ExitUsage
 	}
 	reg := registry(io)

@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,28 +11,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/eventpipe/eventpipe/internal/golden"
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 func noEnv(string) (string, bool) { return "", false }
 
@@ -236,7 +218,7 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(f, ".toml")+".yaml", y)
+			golden.Check(t, strings.TrimSuffix(f, ".toml")+".yaml", y)
 			// The result is a valid pipeline.
 			if _, err := config.Parse(f+".yaml", y, noEnv); err != nil {
 				t.Errorf("migrated config does not validate:\n%v", err)

@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,33 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/internal/golden"
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
 
 func noEnv(string) (string, bool) { return "", false }
 
@@ -72,7 +53,7 @@ func TestBrokenConfigReportsEveryErrorWithPosition(t *testing.T) {
 			t.Errorf("error without position: %v", e)
 		}
 	}
-	golden(t, "testdata/broken.golden", []byte(errs.Error()+"\n"))
+	golden.Check(t, "testdata/broken.golden", []byte(errs.Error()+"\n"))
 }
 
 // hostRegistry is the native components plus the wasm host's plugins.
