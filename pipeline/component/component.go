@@ -64,11 +64,14 @@ type Enabler interface {
 	Enabled() bool
 }
 
-// Prefilter is implemented by a stage whose type patterns may also run on
-// the bus's fast path, so that unwanted events are never queued (the
-// filter stage's include_types and exclude_types).
+// Prefilter is implemented by a stage whose type patterns can run on the
+// bus's fast path instead, so that unwanted events are never queued (the
+// filter stage's include_types and exclude_types). HandOverTypePatterns
+// returns them and makes the stage stop applying them itself: the runner
+// calls it once, when it gives them to the bus, so no event is matched
+// twice.
 type Prefilter interface {
-	TypePatterns() (include, exclude []string)
+	HandOverTypePatterns() (include, exclude []string)
 }
 
 // Lifecycle is what every component does besides its work. Start runs

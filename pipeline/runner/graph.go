@@ -79,12 +79,12 @@ func (g *graph) split() (sources, flow *graph) {
 	return sources, flow
 }
 
-// prefilter returns the type patterns of the stage that offers them for
-// the bus's fast path (the native filter).
+// prefilter takes the type patterns of the stage that hands them over to
+// the bus's fast path (the native filter). Call it once per graph.
 func (g *graph) prefilter() (include, exclude []string) {
 	for _, n := range g.stages() {
 		if p, ok := n.comp.(component.Prefilter); ok {
-			return p.TypePatterns()
+			return p.HandOverTypePatterns()
 		}
 	}
 	return nil, nil

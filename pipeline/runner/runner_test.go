@@ -297,3 +297,30 @@ func TestDrainEndsAtItsDeadlineEvenWhenAStageCannotBeInterrupted(t *testing.T) {
 		t.Fatalf("summary %q, err %v", sum, err)
 	}
 }
+
+func TestReloadAppliesTheNewTypeFilter(t *testing.T) {
+	dir := t.TempDir()
+	text := func(exclude string) string {
+		return "filter:\n  exclude_types: [\"" + exclude + "\"]\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n"
+	}
+	r, err := runner.New(context.Background(), writeConfig(t, dir, text("a.*")), runner.Options{Logger: quiet(), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	ev := pipeline.Event{Type: "a.x", Data: []byte(`{}`)}
+	_ = r.Publish(context.Background(), ev) // filtered on the fast path: not an error to the source
+	if err := r.Reload(context.Background(), writeConfig(t, dir, text("b.*"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Exported["out"] != 1 || sum.Dropped["filter: type"] != 1 {
+		t.Errorf("the reloaded filter did not apply: %s", sum)
+	}
+}

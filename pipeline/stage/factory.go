@@ -12,12 +12,7 @@ func Factories() []component.Factory {
 	return []component.Factory{
 		component.NewStageFactory("filter", func() *FilterConfig { return &FilterConfig{} },
 			func(_ context.Context, _ component.Settings, c *FilterConfig) (component.Stage, error) {
-				f, err := NewFilter(*c)
-				if err != nil {
-					return nil, err
-				}
-				f.types = [2][]string{c.IncludeTypes, c.ExcludeTypes}
-				return f, nil
+				return NewFilter(*c)
 			}),
 		component.NewStageFactory("sanitize", newSanitizeConfig,
 			func(_ context.Context, set component.Settings, c *SanitizeConfig) (component.Stage, error) {
@@ -48,6 +43,10 @@ func newSanitizeConfig() *SanitizeConfig {
 	return &c
 }
 
-// TypePatterns are the filter's include and exclude type patterns, which
-// the runner also applies on the bus's fast path (component.Prefilter).
-func (f *Filter) TypePatterns() (include, exclude []string) { return f.types[0], f.types[1] }
+// HandOverTypePatterns returns the filter's include and exclude type
+// patterns for the bus's fast path and stops matching them in Process
+// (component.Prefilter); conditions still run here.
+func (f *Filter) HandOverTypePatterns() (include, exclude []string) {
+	f.include, f.exclude = pipeline.PatternSet{}, pipeline.PatternSet{}
+	return f.types[0], f.types[1]
+}

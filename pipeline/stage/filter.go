@@ -47,7 +47,7 @@ type Filter struct {
 	include, exclude pipeline.PatternSet
 	conds            []condition
 	needData         bool
-	types            [2][]string // as configured, for TypePatterns
+	types            [2][]string // as configured, for HandOverTypePatterns
 }
 
 type condition struct {
@@ -61,7 +61,7 @@ type condition struct {
 // NewFilter compiles cfg. Its error joins a *pipeline.FieldError for every
 // problem.
 func NewFilter(cfg FilterConfig) (*Filter, error) {
-	f := &Filter{}
+	f := &Filter{types: [2][]string{cfg.IncludeTypes, cfg.ExcludeTypes}}
 	var errs []error
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, pipeline.FieldErrorf(field, format, args...))

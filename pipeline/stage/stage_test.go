@@ -169,6 +169,27 @@ func TestSanitizeEventData(t *testing.T) {
 	}
 }
 
+func TestFilterHandsItsTypePatternsOver(t *testing.T) {
+	f, err := stage.NewFilter(stage.FilterConfig{ExcludeTypes: []string{"*.debug"}, Conditions: []stage.Condition{{"data.keep", "eq", true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug := pipeline.Event{Type: "x.debug", Data: []byte(`{"keep":true}`)}
+	if keep, _ := f.Keep(&debug); keep {
+		t.Fatal("excluded type kept before the hand-over")
+	}
+	inc, exc := f.HandOverTypePatterns()
+	if len(inc) != 0 || len(exc) != 1 || exc[0] != "*.debug" {
+		t.Errorf("handed over %v %v", inc, exc)
+	}
+	if keep, _ := f.Keep(&debug); !keep {
+		t.Error("type still matched after the hand-over: the bus does it now")
+	}
+	if keep, _ := f.Keep(&pipeline.Event{Type: "x.y", Data: []byte(`{"keep":false}`)}); keep {
+		t.Error("conditions must still run")
+	}
+}
+
 func TestRouter(t *testing.T) {
 	outs := []string{"a", "b", "c", "d"}
 	r, err := stage.NewRouter(stage.RouteConfig{Rules: []stage.RouteRule{
