@@ -298,3 +298,19 @@ func (c Component) SetKeys() []string {
 	}
 	return out
 }
+
+// SameIngest reports whether o defines the same sources as c, whatever
+// lines they stand on.
+func (c *Config) SameIngest(o *Config) bool {
+	if len(c.Ingest) != len(o.Ingest) {
+		return false
+	}
+	for i := range c.Ingest {
+		a, errA := yaml.Marshal(&c.Ingest[i])
+		b, errB := yaml.Marshal(&o.Ingest[i])
+		if errA != nil || errB != nil || string(a) != string(b) {
+			return false
+		}
+	}
+	return true
+}

@@ -189,6 +189,23 @@ export:
 	}
 }
 
+func TestSameIngestIgnoresPositions(t *testing.T) {
+	parse := func(text string) *config.Config {
+		c, err := config.Parse("p.yaml", []byte(text), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := parse("ingest:\n  - type: stdin\n")
+	if !a.SameIngest(parse("# moved down\n\ningest:\n  - type: stdin\n")) {
+		t.Error("the same source on other lines counted as a change")
+	}
+	if a.SameIngest(parse("ingest:\n  - type: http\n    listen: :0\n")) {
+		t.Error("another source counted as the same")
+	}
+}
+
 // decodeComponent decodes the component with the given ID into target.
 func decodeComponent(t *testing.T, c *config.Config, id string, target any) {
 	t.Helper()

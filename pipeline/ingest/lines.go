@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 )
 
 // LinesConfig is a file source: JSON lines read from Path ("-" is
@@ -40,6 +41,9 @@ func (c *StdinConfig) Validate() error { return nil }
 // Lines reads one event per line from a reader until its end. Empty lines
 // are skipped. It is a finite source.
 type Lines struct {
+	// No Start or Shutdown work: the input is opened by Run, which
+	// returns as soon as its context ends.
+	component.NoLifecycle
 	name    string
 	open    func() (io.ReadCloser, error)
 	maxSize int
@@ -67,12 +71,6 @@ func (l *Lines) Name() string { return l.name }
 
 // Finite is true: the source ends with its input.
 func (l *Lines) Finite() bool { return true }
-
-// Start does nothing: the input is opened by Run.
-func (l *Lines) Start(context.Context) error { return nil }
-
-// Shutdown does nothing: Run returns as soon as its context ends.
-func (l *Lines) Shutdown(context.Context) error { return nil }
 
 // openError is an input that could not be opened.
 type openError struct{ err error }

@@ -17,12 +17,8 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	g := r.graph
-	for _, n := range g.nodes {
-		s, ok := n.comp.(pipeline.Stage)
-		if !ok {
-			continue
-		}
-		if err := s.Process(ctx, b); err != nil {
+	for _, n := range g.stages {
+		if err := n.comp.(pipeline.Stage).Process(ctx, b); err != nil {
 			// A stage that fails as a whole: its events go to the dead
 			// letter rather than on unprocessed.
 			for i := range b.Events {

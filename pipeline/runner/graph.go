@@ -41,7 +41,16 @@ type node struct {
 // runs before it) and shuts down in flow order.
 type graph struct {
 	nodes   []node
+	stages  []node    // the stage nodes, in order, for the flow
 	outputs []*output // the output nodes, with the flow's scratch
+}
+
+// add appends a created component.
+func (g *graph) add(n node) {
+	g.nodes = append(g.nodes, n)
+	if n.class == component.ClassStage {
+		g.stages = append(g.stages, n)
+	}
 }
 
 // output is an output node as the flow uses it.
@@ -53,27 +62,15 @@ type output struct {
 	stats    *outputStats
 }
 
-func (g *graph) stages() []node { return g.class(component.ClassStage) }
-
-func (g *graph) class(c component.Class) []node {
-	var out []node
-	for _, n := range g.nodes {
-		if n.class == c {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // split separates the sources (which live as long as the runner) from the
 // stages and outputs (which a reload replaces).
 func (g *graph) split() (sources, flow *graph) {
 	sources, flow = &graph{}, &graph{outputs: g.outputs}
 	for _, n := range g.nodes {
 		if n.class == component.ClassSource {
-			sources.nodes = append(sources.nodes, n)
+			sources.add(n)
 		} else {
-			flow.nodes = append(flow.nodes, n)
+			flow.add(n)
 		}
 	}
 	return sources, flow
@@ -82,7 +79,7 @@ func (g *graph) split() (sources, flow *graph) {
 // prefilter takes the type patterns of the stage that hands them over to
 // the bus's fast path (the native filter). Call it once per graph.
 func (g *graph) prefilter() (include, exclude []string) {
-	for _, n := range g.stages() {
+	for _, n := range g.stages {
 		if p, ok := n.comp.(component.Prefilter); ok {
 			return p.HandOverTypePatterns()
 		}
@@ -157,7 +154,7 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 			n.comp = r.withRetry(p.spec.Name, p.comp.(pipeline.Exporter), p.retry)
 			g.outputs = append(g.outputs, &output{name: n.name, exporter: n.comp.(pipeline.Exporter), stats: r.outputStats(n.name)})
 		}
-		g.nodes = append(g.nodes, n)
+		g.add(n)
 	}
 	if withSources {
 		for _, in := range r.opts.Inputs {
@@ -168,10 +165,10 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 				errs = append(errs, config.Error{Path: "--input", Msg: fmt.Sprintf("%s: %v", in, err)})
 				continue
 			}
-			g.nodes = append(g.nodes, node{id: "--input " + in, name: in, class: component.ClassSource, comp: src})
+			g.add(node{id: "--input " + in, name: in, class: component.ClassSource, comp: src})
 		}
 		for i, s := range r.opts.Sources {
-			g.nodes = append(g.nodes, node{id: fmt.Sprintf("source[%d]", i), class: component.ClassSource, comp: asSource(s)})
+			g.add(node{id: fmt.Sprintf("source[%d]", i), class: component.ClassSource, comp: asSource(s)})
 		}
 	}
 	if err := errs.Err(); err != nil {

@@ -64,7 +64,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		close(r.adminReady)
 	}
 	r.state.Store("running")
-	r.log.Info("pipeline running", "sources", len(r.sources.nodes), "stages", len(flow.stages()), "outputs", len(flow.outputs), "dead_letter", dlq.Path())
+	r.log.Info("pipeline running", "sources", len(r.sources.nodes), "stages", len(flow.stages), "outputs", len(flow.outputs), "dead_letter", dlq.Path())
 	srcCtx, srcCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return r.runSources(ctx, srcCtx) }, func(error) { srcCancel() })
 	runErr := g.Run()
