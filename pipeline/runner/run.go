@@ -24,31 +24,34 @@ import (
 // flows; "pipeline running" is logged only once everything is bound.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	cfg := r.config()
-	mode, _ := config.ParseMode(cfg.DeadLetter.Mode)
-	dlq, err := export.OpenDeadLetter(cfg.Resolve(cfg.DeadLetter.Path), mode)
-	if err != nil {
-		r.shutdown(r.sources, r.graph)
-		return Summary{}, err
-	}
-	r.dlq = dlq
-	defer dlq.Close()
 	r.mu.RLock()
 	flow := r.graph
 	r.mu.RUnlock()
-	if err := r.startGraph(ctx, flow); err != nil {
+	// fail releases everything when the run cannot begin.
+	fail := func(err error) (Summary, error) {
 		r.shutdown(r.sources, flow)
+		_ = r.bus.Close(ctx)
+		_ = r.tap.Close(ctx)
 		return Summary{}, err
 	}
+	mode, _ := config.ParseMode(cfg.DeadLetter.Mode)
+	dlq, err := export.OpenDeadLetter(cfg.Resolve(cfg.DeadLetter.Path), mode)
+	if err != nil {
+		return fail(err)
+	}
+	r.dlq = dlq
+	defer dlq.Close()
+	if err := r.startGraph(ctx, flow); err != nil {
+		return fail(err)
+	}
 	if err := r.startGraph(ctx, r.sources); err != nil {
-		r.shutdown(r.sources, flow)
-		return Summary{}, err
+		return fail(err)
 	}
 	var g run.Group
 	if cfg.Admin.Listen != "" {
 		srv, ln, err := r.adminServer(cfg.Admin.Listen)
 		if err != nil {
-			r.shutdown(r.sources, flow)
-			return Summary{}, err
+			return fail(err)
 		}
 		g.Add(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -236,6 +236,7 @@ func TestShutdownDoesNotWaitForABlockedInput(t *testing.T) {
 }
 
 func TestAComponentThatCannotStartFailsTheRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
