@@ -129,6 +129,50 @@ type Publisher interface {
 	Reject(ctx context.Context, r Rejected)
 }
 
+// BatchPublisher is a Publisher that takes several events at once. With
+// persistence on it returns only once the store has acknowledged the
+// events it accepted, so a source that acknowledges its own input (an HTTP
+// 202, a file checkpoint) does so after PublishBatch returns.
+type BatchPublisher interface {
+	Publisher
+	// PublishBatch publishes evs in order. errs (as long as evs) receives
+	// each event's own refusal, a *DecodeError (bad type, too large). It
+	// returns how many events were dealt with — accepted, filtered out or
+	// refused in errs — and, when that is fewer than len(evs), why the
+	// rest were not: the rate limit, a full buffer, an unreachable store,
+	// ctx's end.
+	PublishBatch(ctx context.Context, evs []Event, errs []error) (int, error)
+}
+
+// Committer is a Publisher that can tell a source when what it published
+// is safe: stored when persistence is on; otherwise exported or
+// dead-lettered. Sources that keep a read position (a followed file) save
+// it in fn.
+type Committer interface {
+	// Commit calls fn, on another goroutine or before it returns, once
+	// every event published before the call is safe. fn never runs if the
+	// process stops first.
+	Commit(fn func())
+}
+
+// PublishBatch publishes evs through p: at once when p is a
+// BatchPublisher, else one by one with Publish (see
+// BatchPublisher.PublishBatch for the results).
+func PublishBatch(ctx context.Context, p Publisher, evs []Event, errs []error) (int, error) {
+	if bp, ok := p.(BatchPublisher); ok {
+		return bp.PublishBatch(ctx, evs, errs)
+	}
+	for i := range evs {
+		err := p.Publish(ctx, evs[i])
+		var de *DecodeError
+		if err != nil && !errors.As(err, &de) {
+			return i, err
+		}
+		errs[i] = err
+	}
+	return len(evs), nil
+}
+
 // Rejected is input that never became an event.
 type Rejected struct {
 	Source string // which ingest: "stdin", a file name, "http"

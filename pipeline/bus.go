@@ -95,7 +95,7 @@ func (b *Bus) SetEnabled(on bool) {
 		return
 	}
 	if !b.started {
-		b.q = newQueue(b.cfg.BufferSize, true)
+		b.q = newQueue(b.cfg.BufferSize, max(b.cfg.BufferBytes, 0), true)
 		b.ids = NewIDGenerator()
 		b.started = true
 		go b.dispatch()
@@ -144,27 +144,56 @@ func (b *Bus) Publish(ctx context.Context, ev Event) error {
 }
 
 func (b *Bus) accept(ctx context.Context, ev *Event, policy Overflow, blockTimeout time.Duration) error {
+	if ok, err := b.admit(ctx, ev); !ok {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return b.q.push(ctx, ev, policy, blockTimeout)
+}
+
+// Admit applies what Publish applies before the buffer — the type and size
+// checks, the fast-path filter and the rate limit, counted the same way —
+// and stamps the time and schema version, without queueing the event. It
+// reports whether the event is to be kept; a refusal comes with its error
+// (nil when the filter passed over it). A runner with persistence on
+// admits events with it and stores them instead of queueing them.
+func (b *Bus) Admit(ctx context.Context, ev *Event) (bool, error) {
+	if b == nil {
+		return false, ErrClosed
+	}
+	if b.closing.Load() {
+		return false, ErrClosed
+	}
+	return b.admit(ctx, ev)
+}
+
+func (b *Bus) admit(ctx context.Context, ev *Event) (bool, error) {
 	if msg := typeError(ev.Type); msg != "" {
 		b.invalid.Add(1)
-		return &DecodeError{Field: "type", Reason: msg}
+		return false, &DecodeError{Field: "type", Reason: msg}
 	}
 	if !b.filter.Load().Allow(ev.Type) {
 		b.filtered.Add(1)
-		return nil
+		return false, nil
 	}
 	if b.cfg.MaxEventSize > 0 && ev.PayloadSize() > b.cfg.MaxEventSize {
 		b.invalid.Add(1)
-		return &DecodeError{Reason: fmt.Sprintf("%d bytes is over the limit of %d", ev.PayloadSize(), b.cfg.MaxEventSize), Err: ErrTooLarge}
+		return false, &DecodeError{Reason: fmt.Sprintf("%d bytes is over the limit of %d", ev.PayloadSize(), b.cfg.MaxEventSize), Err: ErrTooLarge}
 	}
 	if b.limiter != nil {
+		if ctx == nil {
+			ctx = context.Background()
+		}
 		if b.cfg.RateLimitPolicy == RateWait {
 			if err := b.limiter.Wait(ctx); err != nil {
 				b.rateLimited.Add(1)
-				return fmt.Errorf("%w: %v", ErrRateLimited, err)
+				return false, fmt.Errorf("%w: %v", ErrRateLimited, err)
 			}
 		} else if !b.limiter.Allow() {
 			b.rateLimited.Add(1)
-			return ErrRateLimited
+			return false, ErrRateLimited
 		}
 	}
 	if ev.Time.IsZero() {
@@ -173,10 +202,7 @@ func (b *Bus) accept(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 	if ev.SchemaVersion == "" {
 		ev.SchemaVersion = SchemaVersion
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return b.q.push(ctx, ev, policy, blockTimeout)
+	return true, nil
 }
 
 // dispatch moves batches from the buffer to subscribers and the handler

@@ -291,6 +291,66 @@ func TestOverflowPolicies(t *testing.T) {
 	})
 }
 
+// TestBufferBytes: the buffer is bounded in bytes as well as in events: a
+// burst of large events waits or drops under the overflow policy, counted
+// like any overflow, and the bytes held never pass the bound.
+func TestBufferBytes(t *testing.T) {
+	big := func(i int) pipeline.Event {
+		e := ev("agent.step", i)
+		e.Data = []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 1000)))
+		return e
+	}
+	one := big(0)
+	limit := int64(2*one.Size() + one.Size()/2) // room for two queued events, not three
+	g := newGate(false)
+	b := newBus(t, func(c *pipeline.Config) {
+		c.Handler, c.BufferSize, c.Overflow, c.BatchSize, c.BufferBytes = g, 100, pipeline.Reject, 1, limit
+	})
+	if err := b.Emit(context.Background(), big(0)); err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered // the dispatcher holds event 0
+	var refused int
+	for i := 1; i <= 5; i++ {
+		if err := b.Emit(context.Background(), big(i)); errors.Is(err, pipeline.ErrBufferFull) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := b.Stats()
+	if st.QueueDepth != 2 || refused != 3 || st.Dropped.Rejected != 3 {
+		t.Errorf("depth %d, refused %d, counted %+v; want 2 queued and 3 refused", st.QueueDepth, refused, st.Dropped)
+	}
+	if st.BytesHeld > limit || st.BytesHeld == 0 {
+		t.Errorf("bytes held %d, bound %d", st.BytesHeld, limit)
+	}
+	close(g.release)
+	closeBus(t, b)
+	if got := dataOf(g.got()); !strings.HasPrefix(got, "0,") || len(g.got()) != 3 {
+		t.Errorf("delivered %d events", len(g.got()))
+	}
+	if st := b.Stats(); st.BytesHeld != 0 {
+		t.Errorf("bytes held after the drain: %d", st.BytesHeld)
+	}
+}
+
+// TestBufferBytesLetsOneLargeEventIn: an event larger than the byte bound
+// is not refused forever: it passes when the buffer is empty.
+func TestBufferBytesLetsOneLargeEventIn(t *testing.T) {
+	g := newGate(true)
+	b := newBus(t, func(cfg *pipeline.Config) { cfg.Handler, cfg.BufferBytes = g, 100 })
+	e := ev("agent.step", 1)
+	e.Data = []byte(`{"pad":"` + strings.Repeat("y", 500) + `"}`)
+	if err := b.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	closeBus(t, b)
+	if n := len(g.got()); n != 1 {
+		t.Fatalf("delivered %d, want 1", n)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	t.Run("drop", func(t *testing.T) {
 		g := newGate(true)

@@ -15,6 +15,12 @@ type Config struct {
 	// BufferSize bounds the events queued between Emit and the stages.
 	// Default 10000.
 	BufferSize int `yaml:"buffer_size"`
+	// BufferBytes bounds the memory the queued events hold (Event.Size
+	// summed), so that a burst of large events cannot exhaust memory while
+	// an output hangs. An event that would pass it waits or is dropped
+	// under the overflow policy, exactly as when BufferSize is reached.
+	// Default 64 MiB; negative means no byte bound.
+	BufferBytes int64 `yaml:"buffer_bytes"`
 	// Overflow is what Emit does when the buffer is full. Default DropOldest.
 	// Publish (used by ingest) always waits for room instead.
 	Overflow Overflow `yaml:"overflow"`
@@ -43,11 +49,15 @@ type Config struct {
 	Handler BatchHandler `yaml:"-"`
 }
 
+// DefaultBufferBytes is the default bound on the bytes a bus buffer holds.
+const DefaultBufferBytes = 64 << 20
+
 // DefaultConfig returns the defaults of the original [events] section:
 // disabled, buffer 10000, timing events on, state and debug events off.
 func DefaultConfig() Config {
 	return Config{
 		BufferSize:   10000,
+		BufferBytes:  DefaultBufferBytes,
 		Overflow:     DropOldest,
 		BlockTimeout: time.Second,
 		BatchSize:    512,
@@ -59,6 +69,9 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	if c.BufferSize == 0 {
 		c.BufferSize = 10000
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = DefaultBufferBytes
 	}
 	if c.BlockTimeout == 0 {
 		c.BlockTimeout = time.Second

@@ -57,6 +57,10 @@ func (g *IDGenerator) next(t time.Time, r uint64) (hi, lo uint64) {
 	return hi, lo
 }
 
+// Assign gives every event of events that has no ID a fresh one (see
+// assign).
+func (g *IDGenerator) Assign(events []Event) { g.assign(events, nil) }
+
 // assign gives every event of events that has no ID a fresh one. All the
 // ids of a batch share one allocation and one random draw (spread by the
 // event's index); ids still strictly increase, see next.

@@ -17,6 +17,11 @@ type queue struct {
 	buf      []Event
 	head, n  int
 	capacity int
+	// maxBytes bounds the bytes the queued events hold (Event.Size
+	// summed); 0 means no bound. One event is always let in when the queue
+	// is empty, so an event larger than the bound still passes, alone.
+	maxBytes int64
+	bytes    int64
 	closed   bool
 
 	seq       uint64 // last assigned sequence, when assignSeq
@@ -31,11 +36,12 @@ type queue struct {
 	accepted  uint64
 }
 
-func newQueue(capacity int, assignSeq bool) *queue {
+func newQueue(capacity int, maxBytes int64, assignSeq bool) *queue {
 	initial := min(capacity, 64)
 	return &queue{
 		buf:       make([]Event, initial),
 		capacity:  capacity,
+		maxBytes:  maxBytes,
 		assignSeq: assignSeq,
 		notEmpty:  make(chan struct{}, 1),
 	}
@@ -44,9 +50,10 @@ func newQueue(capacity int, assignSeq bool) *queue {
 // push adds ev under the policy. ctx bounds a Block wait together with
 // blockTimeout (<= 0: no timeout besides ctx).
 func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeout time.Duration) error {
+	size := int64(ev.Size())
 	q.mu.Lock()
 	var deadline *time.Timer
-	for q.n >= q.capacity || q.closed {
+	for q.full(size) || q.closed {
 		if q.closed {
 			q.mu.Unlock()
 			stopTimer(deadline)
@@ -54,6 +61,7 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		}
 		switch policy {
 		case DropOldest:
+			q.bytes -= int64(q.buf[q.head].Size())
 			q.buf[q.head] = Event{}
 			q.head = q.next(q.head)
 			q.n--
@@ -105,6 +113,7 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = *ev
 	q.n++
+	q.bytes += size
 	q.accepted++
 	if q.n > q.highWater {
 		q.highWater = q.n
@@ -120,6 +129,12 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		}
 	}
 	return nil
+}
+
+// full reports whether an event of size bytes must wait (or be dropped):
+// the queue holds capacity events, or adding it would pass maxBytes.
+func (q *queue) full(size int64) bool {
+	return q.n >= q.capacity || (q.maxBytes > 0 && q.n > 0 && q.bytes+size > q.maxBytes)
 }
 
 func stopTimer(t *time.Timer) {
@@ -162,6 +177,9 @@ func (q *queue) popLocked(dst []Event, max int) []Event {
 		run := min(k, len(q.buf)-q.head)
 		seg := q.buf[q.head : q.head+run]
 		dst = append(dst, seg...)
+		for i := range seg {
+			q.bytes -= int64(seg[i].Size())
+		}
 		clear(seg)
 		q.head += run
 		if q.head == len(q.buf) {
@@ -171,7 +189,7 @@ func (q *queue) popLocked(dst []Event, max int) []Event {
 		k -= run
 	}
 	if q.n == 0 {
-		q.head = 0
+		q.head, q.bytes = 0, 0
 	}
 	if popped > 0 && q.space != nil {
 		close(q.space)
@@ -264,14 +282,7 @@ type queueStats struct {
 func (q *queue) stats() queueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	// Bytes are summed here rather than tracked per push: Stats is rare,
-	// Emit is not.
-	var bytes int64
-	for i, j := 0, q.head; i < q.n; i++ {
-		bytes += int64(q.buf[j].Size())
-		j = q.next(j)
-	}
-	return queueStats{depth: q.n, highWater: q.highWater, bytes: bytes, accepted: q.accepted, drops: q.drops}
+	return queueStats{depth: q.n, highWater: q.highWater, bytes: q.bytes, accepted: q.accepted, drops: q.drops}
 }
 
 // Drops counts events a bounded buffer discarded or refused, by reason.

@@ -58,3 +58,19 @@ func (b *Bus) Stats() Stats {
 	}
 	return s
 }
+
+// LastSequence is the sequence number of the last event accepted into the
+// buffer (0 before the first). Every event accepted so far has a sequence
+// no greater; a handler that has seen it has seen them all, less those the
+// overflow policy dropped.
+func (b *Bus) LastSequence() uint64 {
+	b.mu.Lock()
+	q := b.q
+	b.mu.Unlock()
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seq
+}

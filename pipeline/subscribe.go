@@ -45,7 +45,7 @@ func (b *Bus) Subscribe(pattern string, opts SubscribeOptions) (*Subscription, e
 	if opts.BlockTimeout == 0 {
 		opts.BlockTimeout = time.Second
 	}
-	s := &Subscription{bus: b, pattern: p, opts: opts, q: newQueue(opts.QueueSize, false)}
+	s := &Subscription{bus: b, pattern: p, opts: opts, q: newQueue(opts.QueueSize, 0, false)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closing.Load() {

@@ -36,6 +36,9 @@ const (
 	ClassSource Class = iota // pushes events into the bus
 	ClassStage               // works on batches: filter, transform, route
 	ClassOutput              // delivers events to one named destination
+	ClassStore               // keeps accepted events durably between sources and stages
+
+	numClasses = iota
 )
 
 func (c Class) String() string {
@@ -46,6 +49,8 @@ func (c Class) String() string {
 		return "stage"
 	case ClassOutput:
 		return "output"
+	case ClassStore:
+		return "store"
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
@@ -95,6 +100,24 @@ type Stage interface {
 
 // Output is an output component.
 type Output = pipeline.Exporter
+
+// Store keeps accepted events durably between the sources and the stages
+// (the persist section). With a store, "accepted" means stored: a source
+// is answered only after Append returned, and an event leaves the store
+// only once every output it was routed to took it or it was dead-lettered.
+type Store interface {
+	Lifecycle
+	// Append stores events (already admitted by the bus, with ids) and
+	// returns once the store has acknowledged every one of them; on error
+	// none may be taken as stored.
+	Append(ctx context.Context, events []pipeline.Event) error
+	// Consume calls h with batches of stored events, in store order, until
+	// ctx ends, or, once drain is closed, until nothing is left to
+	// deliver. A batch is acknowledged when h returns nil; when h fails,
+	// or the process dies first, it is delivered again (to this process or
+	// another sharing the store) after the store's ack wait.
+	Consume(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) error) error
+}
 
 // Settings is what a component gets from the process besides its config.
 type Settings struct {
@@ -193,6 +216,11 @@ func NewStageFactory[C Config](typ string, config func() C, create func(context.
 	return factory[C, Stage]{typ, ClassStage, config, create}
 }
 
+// NewStoreFactory returns the factory of a store type.
+func NewStoreFactory[C Config](typ string, config func() C, create func(context.Context, Settings, C) (Store, error)) Factory {
+	return factory[C, Store]{typ, ClassStore, config, create}
+}
+
 // NewOutputFactory returns the factory of an output type.
 func NewOutputFactory[C Config](typ string, config func() C, create func(context.Context, Settings, C) (Output, error)) Factory {
 	return factory[C, Output]{typ, ClassOutput, config, create}
@@ -201,7 +229,7 @@ func NewOutputFactory[C Config](typ string, config func() C, create func(context
 // Registry holds factories by class and type: one map per class, as the
 // OpenTelemetry Collector keeps its factories. No class is special.
 type Registry struct {
-	byClass [3]map[string]Factory
+	byClass [numClasses]map[string]Factory
 }
 
 // NewRegistry returns a registry holding factories.

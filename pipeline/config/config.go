@@ -26,15 +26,18 @@ import (
 // by the runner into the config struct of the component's own factory
 // (Components, Decode), so that no component's settings are written twice.
 type Config struct {
-	Events     pipeline.Config      `yaml:"events"`
-	Ingest     []yaml.Node          `yaml:"ingest"`
-	Filter     yaml.Node            `yaml:"filter"`
-	Sanitize   yaml.Node            `yaml:"sanitize"`
-	Route      yaml.Node            `yaml:"route"`
-	Export     map[string]yaml.Node `yaml:"export"`
-	DeadLetter DeadLetter           `yaml:"dead_letter"`
-	Admin      Admin                `yaml:"admin"`
-	Log        Log                  `yaml:"log"`
+	Events   pipeline.Config      `yaml:"events"`
+	Ingest   []yaml.Node          `yaml:"ingest"`
+	Filter   yaml.Node            `yaml:"filter"`
+	Sanitize yaml.Node            `yaml:"sanitize"`
+	Route    yaml.Node            `yaml:"route"`
+	Export   map[string]yaml.Node `yaml:"export"`
+	// Persist is the store between the sources and the stages (a
+	// component of class store; type jetstream unless it says otherwise).
+	Persist    yaml.Node  `yaml:"persist"`
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+	Admin      Admin      `yaml:"admin"`
+	Log        Log        `yaml:"log"`
 
 	// File is where the configuration was read from ("" for a string).
 	File string `yaml:"-"`
@@ -170,6 +173,14 @@ func (c *Config) Components() []Component {
 		out = append(out, Component{Class: component.ClassSource, Type: nodeType(n), ID: fmt.Sprintf("ingest[%d]", i),
 			Name: fmt.Sprintf("ingest[%d]", i), Node: n, Skip: []string{"type"}})
 	}
+	if len(c.Persist.Content) > 0 {
+		typ := nodeType(&c.Persist)
+		if typ == "" {
+			typ = "jetstream"
+		}
+		out = append(out, Component{Class: component.ClassStore, Type: typ, ID: "persist", Name: "persist",
+			Node: &c.Persist, Skip: []string{"type"}})
+	}
 	plugins := func(section, key, role string) {
 		n := mapGet(sectionNode(c, section), key)
 		if n == nil {
@@ -299,18 +310,26 @@ func (c Component) SetKeys() []string {
 	return out
 }
 
-// SameIngest reports whether o defines the same sources as c, whatever
-// lines they stand on.
+// SameIngest reports whether o defines the same sources and store as c,
+// whatever lines they stand on: both are built once per process.
 func (c *Config) SameIngest(o *Config) bool {
-	if len(c.Ingest) != len(o.Ingest) {
+	if len(c.Ingest) != len(o.Ingest) || !sameNode(&c.Persist, &o.Persist) {
 		return false
 	}
 	for i := range c.Ingest {
-		a, errA := yaml.Marshal(&c.Ingest[i])
-		b, errB := yaml.Marshal(&o.Ingest[i])
-		if errA != nil || errB != nil || string(a) != string(b) {
+		if !sameNode(&c.Ingest[i], &o.Ingest[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameNode compares two nodes by content, not position.
+func sameNode(x, y *yaml.Node) bool {
+	if len(x.Content) == 0 && len(y.Content) == 0 {
+		return true
+	}
+	a, errA := yaml.Marshal(x)
+	b, errB := yaml.Marshal(y)
+	return errA == nil && errB == nil && string(a) == string(b)
 }

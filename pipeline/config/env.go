@@ -21,6 +21,14 @@ var envSettings = []struct {
 }{
 	{"ENABLED", "events.enabled", func(c *Config, v string) error { return setBool(&c.Events.Enabled, v) }},
 	{"BUFFER_SIZE", "events.buffer_size", func(c *Config, v string) error { return setInt(&c.Events.BufferSize, v) }},
+	{"BUFFER_BYTES", "events.buffer_bytes", func(c *Config, v string) error {
+		i, err := parseSize(v)
+		if err != nil {
+			return fmt.Errorf("want a number of bytes (e.g. 64MiB)")
+		}
+		c.Events.BufferBytes = i
+		return nil
+	}},
 	{"OVERFLOW", "events.overflow", func(c *Config, v string) error { return c.Events.Overflow.UnmarshalText([]byte(v)) }},
 	{"EMIT_TIMING_EVENTS", "events.emit_timing_events", func(c *Config, v string) error { return setBool(&c.Events.Filter.EmitTimingEvents, v) }},
 	{"EMIT_STATE_EVENTS", "events.emit_state_events", func(c *Config, v string) error { return setBool(&c.Events.Filter.EmitStateEvents, v) }},

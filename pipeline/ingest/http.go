@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -177,37 +178,55 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 		}
 		resp := Response{}
 		opts := pipeline.DecodeOptions{MaxSize: h.maxEvent}
+		// Decode every item, then publish the events together: with
+		// persistence on, the answer waits for one acknowledgement of the
+		// store for the whole request.
+		evs := make([]pipeline.Event, 0, len(items))
+		at := make([]int, 0, len(items)) // the item each event came from
+		reject := func(i int, err error) {
+			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Reason: err.Error()})
+			p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: fmt.Sprintf("item %d", i), Raw: clip(items[i]), Reason: err.Error(), Time: time.Now().UTC()})
+		}
 		for i, item := range items {
 			ev, err := pipeline.Decode(item, opts)
-			if err == nil {
-				ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
-				err = p.Publish(ctx, ev)
-				cancel()
-				switch {
-				case err == nil:
-					resp.Accepted++
-					continue
-				case errors.Is(err, pipeline.ErrRateLimited):
-					resp.Error = fmt.Sprintf("rate limited at item %d", i)
-					writeJSON(w, http.StatusTooManyRequests, resp)
-					return
-				case errors.Is(err, context.DeadlineExceeded), errors.Is(err, pipeline.ErrClosed),
-					errors.Is(err, pipeline.ErrBufferFull), errors.Is(err, pipeline.ErrBlockTimeout):
-					w.Header().Set("Retry-After", strconv.Itoa(1))
-					resp.Error = fmt.Sprintf("buffer full or closing at item %d: %v", i, err)
-					writeJSON(w, http.StatusServiceUnavailable, resp)
-					return
-				}
-				var de *pipeline.DecodeError
-				if !errors.As(err, &de) {
-					resp.Error = err.Error()
-					writeJSON(w, http.StatusInternalServerError, resp)
-					return
-				}
+			if err != nil {
+				reject(i, err)
+				continue
 			}
-			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Reason: err.Error()})
-			p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: fmt.Sprintf("item %d", i), Raw: clip(item), Reason: err.Error(), Time: time.Now().UTC()})
+			evs, at = append(evs, ev), append(at, i)
 		}
+		errs := make([]error, len(evs))
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+		n, err := pipeline.PublishBatch(ctx, p, evs, errs)
+		cancel()
+		for k := range n {
+			if errs[k] != nil {
+				reject(at[k], errs[k])
+			} else {
+				resp.Accepted++
+			}
+		}
+		if err != nil {
+			slices.SortFunc(resp.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
+			switch {
+			case errors.Is(err, pipeline.ErrRateLimited):
+				resp.Error = fmt.Sprintf("rate limited at item %d", at[n])
+				writeJSON(w, http.StatusTooManyRequests, resp)
+			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, pipeline.ErrClosed),
+				errors.Is(err, pipeline.ErrBufferFull), errors.Is(err, pipeline.ErrBlockTimeout):
+				w.Header().Set("Retry-After", strconv.Itoa(1))
+				resp.Error = fmt.Sprintf("buffer full or closing at item %d: %v", at[n], err)
+				writeJSON(w, http.StatusServiceUnavailable, resp)
+			default:
+				// The store did not acknowledge the events: none of
+				// them counts as accepted; the client sends them again.
+				w.Header().Set("Retry-After", strconv.Itoa(1))
+				resp.Error = fmt.Sprintf("not stored at item %d: %v", at[n], err)
+				writeJSON(w, http.StatusServiceUnavailable, resp)
+			}
+			return
+		}
+		slices.SortFunc(resp.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
 		status := http.StatusAccepted
 		if len(resp.Rejected) > 0 {
 			status = http.StatusBadRequest

@@ -123,15 +123,6 @@ func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {
 	return nil
 }
 
-// Publish and Reject make the runner the sources' pipeline.Publisher.
-func (r *Runner) Publish(ctx context.Context, ev pipeline.Event) error {
-	err := r.bus.Publish(ctx, ev)
-	if err == nil {
-		r.metrics.ingested.Inc()
-	}
-	return err
-}
-
 // Reject records input that is not an event.
 func (r *Runner) Reject(_ context.Context, rj pipeline.Rejected) {
 	r.rejected.Add(1)

@@ -40,6 +40,7 @@ type node struct {
 // stages, outputs. It starts in reverse order (each component's consumer
 // runs before it) and shuts down in flow order.
 type graph struct {
+	store   *node // the persist section's store, if any (built with the sources)
 	nodes   []node
 	stages  []node    // the stage nodes, in order, for the flow
 	outputs []*output // the output nodes, with the flow's scratch
@@ -47,6 +48,10 @@ type graph struct {
 
 // add appends a created component.
 func (g *graph) add(n node) {
+	if n.class == component.ClassStore {
+		g.store = &n
+		return
+	}
 	g.nodes = append(g.nodes, n)
 	if n.class == component.ClassStage {
 		g.stages = append(g.stages, n)
@@ -63,7 +68,8 @@ type output struct {
 }
 
 // split separates the sources (which live as long as the runner) from the
-// stages and outputs (which a reload replaces).
+// stages and outputs (which a reload replaces). The store is in neither:
+// the runner starts it first and shuts it down last (g.store).
 func (g *graph) split() (sources, flow *graph) {
 	sources, flow = &graph{}, &graph{outputs: g.outputs}
 	for _, n := range g.nodes {
@@ -109,6 +115,9 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 	var specs []config.Component
 	for _, c := range cfg.Components() {
 		if c.Class == component.ClassSource && (!withSources || r.opts.SkipConfigSources) {
+			continue
+		}
+		if c.Class == component.ClassStore && (!withSources || r.opts.NoStore) {
 			continue
 		}
 		specs = append(specs, c)

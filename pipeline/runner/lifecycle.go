@@ -29,7 +29,11 @@ func (r *Runner) shutdownGraph(g *graph) error {
 		return nil
 	}
 	var errs []error
-	for _, n := range g.nodes {
+	nodes := g.nodes
+	if g.store != nil {
+		nodes = append(nodes[:len(nodes):len(nodes)], *g.store) // after the sources, which append to it
+	}
+	for _, n := range nodes {
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
 		if err := shutdownWithin(ctx, n.comp.Shutdown); err != nil {
 			errs = append(errs, fmt.Errorf("%s: shutdown: %w", n.id, err))
@@ -51,4 +55,18 @@ func shutdownWithin(ctx context.Context, shutdown func(context.Context) error) e
 	case <-ctx.Done():
 		return fmt.Errorf("did not finish: %w", ctx.Err())
 	}
+}
+
+// shutdownStore shuts the store down (last: the sources append to it and
+// the stages read it), within the drain timeout.
+func (r *Runner) shutdownStore() error {
+	if r.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
+	defer cancel()
+	if err := shutdownWithin(ctx, r.store.Shutdown); err != nil {
+		return fmt.Errorf("persist: shutdown: %w", err)
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ func (r *Runner) Reload(ctx context.Context, cfg *config.Config) error {
 		r.log.Warn("reload: changes to events.* other than enabled and the emit_* switches take effect after a restart")
 	}
 	if !oldCfg.SameIngest(cfg) || oldCfg.Admin != cfg.Admin || oldCfg.DeadLetter != cfg.DeadLetter {
-		r.log.Warn("reload: changes to ingest, admin and dead_letter take effect after a restart")
+		r.log.Warn("reload: changes to ingest, persist, admin and dead_letter take effect after a restart")
 	}
 	return r.shutdownGraph(old)
 }

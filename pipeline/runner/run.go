@@ -30,6 +30,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	// fail releases everything when the run cannot begin.
 	fail := func(err error) (Summary, error) {
 		r.shutdown(r.sources, flow)
+		_ = r.shutdownStore()
 		_ = r.bus.Close(ctx)
 		_ = r.tap.Close(ctx)
 		return Summary{}, err
@@ -41,6 +42,11 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	}
 	r.dlq = dlq
 	defer dlq.Close()
+	if r.store != nil {
+		if err := r.store.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	if err := r.startGraph(ctx, flow); err != nil {
 		return fail(err)
 	}
@@ -70,6 +76,17 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	r.log.Info("pipeline running", "sources", len(r.sources.nodes), "stages", len(flow.stages), "outputs", len(flow.outputs), "dead_letter", dlq.Path())
 	srcCtx, srcCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return r.runSources(ctx, srcCtx) }, func(error) { srcCancel() })
+	// With a store, the stages read it on their own goroutine.
+	drain := make(chan struct{})
+	consumeCtx, stopConsume := context.WithCancel(context.Background())
+	defer stopConsume()
+	batchCtx, stopBatches := context.WithCancel(context.Background())
+	defer stopBatches()
+	var consumed chan error
+	if r.store != nil {
+		consumed = make(chan error, 1)
+		go func() { consumed <- r.consume(consumeCtx, batchCtx, drain) }()
+	}
 	runErr := g.Run()
 	srcCancel()
 
@@ -77,12 +94,19 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	dctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
 	defer cancel()
 	srcErr := r.shutdownGraph(r.sources)
-	drainErr := r.bus.Close(dctx)
+	drainErr := r.bus.Close(dctx) // with a store: what was emitted on the bus is stored
+	if r.store != nil {
+		// A run whose sources ended catches up with the store; a stopped
+		// one leaves what is stored for the next run.
+		if err := r.drainStore(ctx.Err() == nil, drain, stopConsume, stopBatches, consumed, dctx); err != nil {
+			drainErr = errors.Join(drainErr, err)
+		}
+	}
 	_ = r.tap.Close(dctx)
 	r.mu.RLock() // not Lock: a batch stuck past the deadline holds a read lock
 	flow = r.graph
 	r.mu.RUnlock()
-	shutErr := r.shutdownGraph(flow)
+	shutErr := errors.Join(r.shutdownGraph(flow), r.shutdownStore())
 	r.state.Store("stopped")
 	sum := r.Summary()
 	if drainErr != nil {

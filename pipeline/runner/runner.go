@@ -45,6 +45,10 @@ type Options struct {
 	Sources []pipeline.Source
 	// SkipConfigSources ignores the configuration's ingest section.
 	SkipConfigSources bool
+	// NoStore ignores the configuration's persist section: events go
+	// from the sources through the in-memory buffer (a replay does this,
+	// so that replayed events are not stored again).
+	NoStore bool
 	// DrainTimeout bounds the flush at shutdown. Default 30s.
 	DrainTimeout time.Duration
 	HTTPClient   *http.Client
@@ -59,6 +63,12 @@ type Runner struct {
 	dlq     *export.DeadLetter
 	sources *graph // built once: changes to ingest need a restart
 	metrics *metrics
+	// store, when the persist section is on, is where sources put
+	// events; the stages read them back from it (persist.go).
+	store   component.Store
+	ids     *pipeline.IDGenerator
+	seq     atomic.Uint64 // sequence numbers of events read from the store
+	commits commits
 
 	mu    sync.RWMutex // guards cfg and graph: a batch holds it for reading, a reload for writing
 	cfg   *config.Config
@@ -88,9 +98,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Runner, error)
 	r.sources, r.graph = g.split()
 	bc := cfg.Events
 	bc.Filter.IncludeTypes, bc.Filter.ExcludeTypes = g.prefilter()
-	bc.Handler = pipeline.BatchHandlerFunc(r.handleBatch)
+	bc.Handler = pipeline.BatchHandlerFunc(r.handleBufferedBatch)
+	if g.store != nil {
+		r.store = g.store.comp.(component.Store)
+		r.ids = pipeline.NewIDGenerator()
+		// Events emitted on the bus directly (an embedding program) go
+		// through the buffer into the store like the sources' events.
+		bc.Handler = pipeline.BatchHandlerFunc(r.storeBatch)
+	}
 	if r.bus, err = pipeline.NewBus(bc); err != nil {
 		r.shutdown(r.sources, r.graph)
+		_ = r.shutdownStore()
 		return nil, err
 	}
 	tc := pipeline.DefaultConfig()

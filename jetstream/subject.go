@@ -1,0 +1,51 @@
+package jetstream
+
+import (
+	"strings"
+)
+
+// Subject is the subject an event type is stored under.
+func Subject(prefix, typ string) string { return prefix + "." + typ }
+
+// FilterSubject maps a type pattern (pipeline.Pattern syntax) to the NATS
+// subject filter that selects a superset of the types it matches, and
+// reports whether that superset is exact (the filter alone answers the
+// query) or whether events must still be matched on our side.
+//
+//	pattern            filter                 exact
+//	agent.started      <prefix>.agent.started yes
+//	agent.*            <prefix>.agent.*       yes   (whole segment)
+//	agent.**           <prefix>.agent.>       no    (matched again on our side)
+//	*, **              <prefix>.>             yes
+//	agent.step_*       <prefix>.agent.*       no    (part of a segment)
+//	agent.{a,b}        <prefix>.agent.*       no
+//	**.failed          <prefix>.>             no    (** before the end)
+func FilterSubject(prefix, pattern string) (string, bool) {
+	if pattern == "*" || pattern == "**" || pattern == "" {
+		return prefix + ".>", true
+	}
+	segs := strings.Split(pattern, ".")
+	exact := true
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		switch {
+		case s == "**" && i == len(segs)-1:
+			out = append(out, ">")
+			exact = false
+			return prefix + "." + strings.Join(out, "."), exact
+		case strings.Contains(s, "**") || strings.ContainsAny(s, "{}"):
+			// ** inside or before the end spans segments, and an
+			// alternative may hold dots: no subject can say it.
+			out = append(out, ">")
+			return prefix + "." + strings.Join(out, "."), false
+		case s == "*":
+			out = append(out, "*")
+		case strings.ContainsAny(s, `*?[]\`):
+			out = append(out, "*")
+			exact = false
+		default:
+			out = append(out, s)
+		}
+	}
+	return prefix + "." + strings.Join(out, "."), exact
+}
