@@ -256,12 +256,12 @@ func (s *Store) Shutdown(context.Context) error {
 
 // Append stores events, one message per event type, and waits for every
 // acknowledgement.
-func (s *Store) Append(ctx context.Context, events []pipeline.Event) error {
+func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error) {
 	if len(events) == 0 {
-		return nil
+		return 0, nil
 	}
 	if s.js == nil {
-		return errors.New("persist: store not started")
+		return 0, errors.New("persist: store not started")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
@@ -270,25 +270,30 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) error {
 	for _, g := range gs {
 		f, err := s.js.PublishMsgAsync(encode(s.cfg.SubjectPrefix, events, g))
 		if err != nil {
-			return fmt.Errorf("persist: publish: %w", err)
+			return 0, fmt.Errorf("persist: publish: %w", err)
 		}
 		futs = append(futs, f)
 	}
-	for _, f := range futs {
+	dups := 0
+	for k, f := range futs {
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
+				dups += len(gs[k].idx)
 				s.duplicates.Add(1)
 				s.mDup.Add(1)
 			}
 		case err := <-f.Err():
-			return fmt.Errorf("persist: stream %s refused the events: %w", s.cfg.Stream, err)
+			return 0, fmt.Errorf("persist: stream %s refused the events: %w", s.cfg.Stream, err)
 		case <-ctx.Done():
-			return fmt.Errorf("persist: no acknowledgement from stream %s: %w", s.cfg.Stream, ctx.Err())
+			return 0, fmt.Errorf("persist: no acknowledgement from stream %s: %w", s.cfg.Stream, ctx.Err())
 		}
 	}
-	return nil
+	return dups, nil
 }
+
+// Redelivered counts events handed to the pipeline more than once.
+func (s *Store) Redelivered() uint64 { return s.redelivered.Load() }
 
 // Consume reads the stream with the durable consumer; see component.Store.
 func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) error) error {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/jetstream"
 	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
@@ -150,6 +151,7 @@ func registry(io IO) *component.Registry {
 		return io.Registry()
 	}
 	reg := runner.NewRegistry()
+	_ = reg.Register(jetstream.Factories()...)
 	if h, err := wasmHost(io); err == nil {
 		_ = reg.Register(h.Factories()...)
 	} else {

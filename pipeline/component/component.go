@@ -109,8 +109,9 @@ type Store interface {
 	Lifecycle
 	// Append stores events (already admitted by the bus, with ids) and
 	// returns once the store has acknowledged every one of them; on error
-	// none may be taken as stored.
-	Append(ctx context.Context, events []pipeline.Event) error
+	// none may be taken as stored. duplicates counts the events the store
+	// already held (the same ids, published again) and did not store twice.
+	Append(ctx context.Context, events []pipeline.Event) (duplicates int, err error)
 	// Consume calls h with batches of stored events, in store order, until
 	// ctx ends, or, once drain is closed, until nothing is left to
 	// deliver. A batch is acknowledged when h returns nil; when h fails,

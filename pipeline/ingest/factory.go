@@ -13,7 +13,22 @@ func Factories() []component.Factory {
 	return []component.Factory{
 		component.NewSourceFactory("file", func() *LinesConfig { return &LinesConfig{} },
 			func(_ context.Context, set component.Settings, c *LinesConfig) (component.Source, error) {
-				return NewInput(set, c.Path)
+				if !c.Follow && c.Checkpoint == "" {
+					return NewInput(set, c.Path)
+				}
+				path, cp := c.Path, c.Checkpoint
+				if cp == "" {
+					cp = DefaultCheckpoint(".eventpipe/checkpoints", path)
+				}
+				if set.Resolve != nil {
+					path, cp = set.Resolve(path), set.Resolve(cp)
+				}
+				if !c.Follow {
+					if _, err := os.Stat(path); err != nil {
+						return nil, pipeline.FieldErrorf("path", "input file: %w", err)
+					}
+				}
+				return NewFollower(path, cp, c.Follow, c.PollInterval, set.MaxEventSize, set.Logger), nil
 			}),
 		component.NewSourceFactory("stdin", func() *StdinConfig { return &StdinConfig{} },
 			func(_ context.Context, set component.Settings, _ *StdinConfig) (component.Source, error) {

@@ -6,7 +6,6 @@ package ingest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,14 +21,32 @@ import (
 // standard input).
 type LinesConfig struct {
 	Path string `yaml:"path"`
+	// Follow keeps reading as the file grows, across rotation (rename
+	// and copytruncate), like tail -F; the source then never ends.
+	Follow bool `yaml:"follow"`
+	// Checkpoint is where the read position is kept, so that a restart
+	// resumes after the last line made safe. Default with follow:
+	// .eventpipe/checkpoints/<file>-<hash>.json next to the
+	// configuration; without follow, no checkpoint unless set.
+	Checkpoint string `yaml:"checkpoint"`
+	// PollInterval is how often a followed file is checked for growth
+	// and rotation. Default 250ms.
+	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // Validate checks the configuration.
 func (c *LinesConfig) Validate() error {
+	var errs []error
 	if c.Path == "" {
-		return pipeline.FieldErrorf("path", "must be set for a file source")
+		errs = append(errs, pipeline.FieldErrorf("path", "must be set for a file source"))
 	}
-	return nil
+	if c.Path == "-" && (c.Follow || c.Checkpoint != "") {
+		errs = append(errs, pipeline.FieldErrorf("follow", "standard input cannot be followed or checkpointed"))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, pipeline.FieldErrorf("poll_interval", "must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
 // StdinConfig is a stdin source: it has no settings.
@@ -115,7 +132,13 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 	// A line may be as long as the event limit, plus some slack for the
 	// envelope; longer lines are rejected without being held whole.
 	r := bufio.NewReaderSize(rc, 64<<10)
-	opts := pipeline.DecodeOptions{MaxSize: l.maxSize}
+	b := newBatcher(l.name, p, l.maxSize)
+	publish := func(lineNo int) error {
+		if err := b.flush(ctx); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, err)
+		}
+		return nil
+	}
 	var long []byte
 	for lineNo := 1; ; lineNo++ {
 		if ctx.Err() != nil {
@@ -132,15 +155,15 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 			}
 			line = long
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
-			if err := l.one(ctx, p, line, lineNo, opts); err != nil {
+		b.add(ctx, line, lineNo)
+		// Publish a full batch, or whatever was read once the reader
+		// would have to wait for more input.
+		if b.full() || r.Buffered() == 0 || rerr != nil {
+			if err := publish(lineNo); err != nil {
 				return err
 			}
 		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if errors.Is(rerr, errStopped) {
+		if rerr == io.EOF || errors.Is(rerr, errStopped) {
 			return nil
 		}
 		if rerr != nil && !errors.Is(rerr, bufio.ErrBufferFull) {
@@ -151,34 +174,4 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, rerr)
 		}
 	}
-}
-
-func (l *Lines) one(ctx context.Context, p pipeline.Publisher, line []byte, lineNo int, opts pipeline.DecodeOptions) error {
-	line = bytes.TrimRight(line, "\r\n")
-	ev, err := pipeline.Decode(line, opts)
-	if err == nil {
-		err = p.Publish(ctx, ev)
-		if err == nil {
-			return nil
-		}
-		var de *pipeline.DecodeError
-		if !errors.As(err, &de) {
-			if errors.Is(err, pipeline.ErrRateLimited) {
-				return nil // counted by the bus as rate-limited
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, err)
-		}
-	}
-	raw := line
-	if len(raw) > 4096 {
-		raw = raw[:4096]
-	}
-	p.Reject(ctx, pipeline.Rejected{
-		Source: l.name, Offset: fmt.Sprintf("line %d", lineNo),
-		Raw: append([]byte(nil), raw...), Reason: err.Error(), Time: time.Now().UTC(),
-	})
-	return nil
 }

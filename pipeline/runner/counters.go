@@ -13,6 +13,8 @@ import (
 type counters struct {
 	rejected    atomic.Uint64
 	deadLetters atomic.Uint64
+	stored      atomic.Uint64 // events the store acknowledged (persistence on)
+	duplicates  atomic.Uint64 // events the store already held
 	dlqErrors   atomic.Uint64
 	drops       sync.Map // "stage: reason" -> *atomic.Uint64
 	outMu       sync.Mutex
@@ -51,7 +53,14 @@ func (c *counters) countDrop(key string) {
 
 // Summary is the one-line account printed at the end of a run.
 type Summary struct {
-	Accepted     uint64            `json:"accepted"`
+	Accepted uint64 `json:"accepted"`
+	// Stored is true when persistence is on: Accepted then counts events
+	// stored. Duplicates are events published again with ids the store
+	// already held, not stored twice; Redelivered, events the pipeline
+	// got again after a crash or a failed batch (possible duplicates).
+	Stored       bool              `json:"stored,omitempty"`
+	Duplicates   uint64            `json:"duplicates,omitempty"`
+	Redelivered  uint64            `json:"redelivered,omitempty"`
 	Exported     map[string]uint64 `json:"exported"`
 	Dropped      map[string]uint64 `json:"dropped"`
 	DeadLettered uint64            `json:"dead_lettered"`
@@ -68,6 +77,12 @@ func (r *Runner) Summary() Summary {
 	s := Summary{
 		Accepted: bs.Published, Exported: map[string]uint64{}, Dropped: map[string]uint64{},
 		DeadLettered: r.deadLetters.Load(), Rejected: r.rejected.Load(), Lost: r.dlqErrors.Load(),
+	}
+	if r.store != nil {
+		s.Stored, s.Accepted, s.Duplicates = true, r.stored.Load(), r.duplicates.Load()
+		if rd, ok := r.store.(interface{ Redelivered() uint64 }); ok {
+			s.Redelivered = rd.Redelivered()
+		}
 	}
 	r.outMu.Lock()
 	for name, o := range r.outputs {
@@ -106,7 +121,17 @@ func (s Summary) String() string {
 		drops = append(drops, fmt.Sprintf("%s=%d", k, s.Dropped[k]))
 		dropped += s.Dropped[k]
 	}
-	line := fmt.Sprintf("eventpipe: accepted %d, exported %d (%s), dropped %d", s.Accepted, total, strings.Join(exp, " "), dropped)
+	line := fmt.Sprintf("eventpipe: accepted %d", s.Accepted)
+	if s.Stored {
+		line = fmt.Sprintf("eventpipe: stored %d", s.Accepted)
+		if s.Duplicates > 0 {
+			line += fmt.Sprintf(" (+%d duplicates by id, not stored again)", s.Duplicates)
+		}
+		if s.Redelivered > 0 {
+			line += fmt.Sprintf(", redelivered %d", s.Redelivered)
+		}
+	}
+	line += fmt.Sprintf(", exported %d (%s), dropped %d", total, strings.Join(exp, " "), dropped)
 	if len(drops) > 0 {
 		line += " (" + strings.Join(drops, ", ") + ")"
 	}

@@ -67,12 +67,23 @@ func (r *Runner) PublishBatch(ctx context.Context, evs []pipeline.Event, errs []
 	}
 	if len(keep) > 0 {
 		r.ids.Assign(keep)
-		if err := r.store.Append(ctx, keep); err != nil {
+		if err := r.append(ctx, keep); err != nil {
 			return 0, err
 		}
-		r.metrics.ingested.Add(float64(len(keep)))
 	}
 	return n, stop
+}
+
+// append stores events and counts them.
+func (r *Runner) append(ctx context.Context, evs []pipeline.Event) error {
+	dups, err := r.store.Append(ctx, evs)
+	if err != nil {
+		return err
+	}
+	r.stored.Add(uint64(len(evs) - dups))
+	r.duplicates.Add(uint64(dups))
+	r.metrics.ingested.Add(float64(len(evs) - dups))
+	return nil
 }
 
 // oneByOne is the runner as a plain Publisher, which pipeline.PublishBatch
@@ -87,9 +98,8 @@ func (p oneByOne) Reject(ctx context.Context, rj pipeline.Rejected)     { p.r.Re
 // dead-lettered, never dropped silently.
 func (r *Runner) storeBatch(ctx context.Context, b *pipeline.Batch) error {
 	r.ids.Assign(b.Events)
-	err := r.store.Append(ctx, b.Events)
+	err := r.append(ctx, b.Events)
 	if err == nil {
-		r.metrics.ingested.Add(float64(len(b.Events)))
 		return nil
 	}
 	r.log.Error("store refused events emitted on the bus; they go to the dead letter", "events", len(b.Events), "err", err)
