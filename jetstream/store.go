@@ -135,6 +135,12 @@ type Store struct {
 	js   jetstream.JetStream
 	cons jetstream.Consumer
 
+	// lastCon and lastStr are the consumer and stream sequences of the
+	// last message first delivered here: a message that follows it in
+	// the consumer but not in the stream means the messages between were
+	// removed by the retention limits before anyone read them.
+	lastCon, lastStr uint64
+
 	redelivered atomic.Uint64 // events delivered more than once
 	discarded   atomic.Uint64 // messages the retention limits removed before the pipeline read them
 	duplicates  atomic.Uint64 // batches the stream deduplicated on publish
@@ -242,6 +248,8 @@ func (s *Store) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", s.cfg.Consumer, err)
 	}
+	d := s.cons.CachedInfo().Delivered
+	s.lastCon, s.lastStr = d.Consumer, d.Stream
 	return nil
 }
 
@@ -308,10 +316,8 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	var (
-		msgs    []jetstream.Msg
-		events  []pipeline.Event
-		lastCon uint64 // the consumer and stream sequences of the last message seen
-		lastStr uint64
+		msgs   []jetstream.Msg
+		events []pipeline.Event
 	)
 	draining := false
 	for {
@@ -360,14 +366,14 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 					s.redelivered.Add(uint64(len(events) - n))
 					s.mRedeliv.Add(float64(len(events) - n))
 				}
-				if lastCon != 0 && md.Sequence.Consumer == lastCon+1 && md.Sequence.Stream > lastStr+1 && md.NumDelivered == 1 {
-					gap := md.Sequence.Stream - lastStr - 1
+				if s.lastCon != 0 && md.Sequence.Consumer == s.lastCon+1 && md.Sequence.Stream > s.lastStr+1 && md.NumDelivered == 1 {
+					gap := md.Sequence.Stream - s.lastStr - 1
 					s.discarded.Add(gap)
 					s.mDiscarded.Add(float64(gap))
 					s.set.Logger.Warn("persist: retention limits removed messages the pipeline had not read", "messages", gap)
 				}
 				if md.NumDelivered == 1 {
-					lastCon, lastStr = md.Sequence.Consumer, md.Sequence.Stream
+					s.lastCon, s.lastStr = md.Sequence.Consumer, md.Sequence.Stream
 				}
 			}
 			if len(events) >= s.cfg.BatchSize {
