@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,6 +259,7 @@ func TestAComponentThatCannotStartFailsTheRun(t *testing.T) {
 // a wasm plugin without termination checks would.
 type stuck struct {
 	component.NoLifecycle
+	once    sync.Once
 	entered chan struct{}
 	release chan struct{}
 }
@@ -267,7 +269,7 @@ type stuckConfig struct{}
 func (*stuckConfig) Validate() error { return nil }
 
 func (s *stuck) Process(context.Context, *pipeline.Batch) error {
-	close(s.entered)
+	s.once.Do(func() { close(s.entered) }) // once released, later batches pass through
 	<-s.release
 	return nil
 }
