@@ -67,8 +67,8 @@ func commands() []command {
 		{"tail", "tail [--from URL] [PATTERN]", "print events passing a running instance, live", cmdTail},
 		{"migrate", "migrate [-o pipeline.yaml] llmspell.toml", "turn an rs-llmspell [events] section into a pipeline.yaml", cmdMigrate},
 		{"dlq", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]", "send dead-lettered events back through the pipeline", cmdDLQ},
-		{"replay", "replay -c pipeline.yaml [--through P.yaml|--stdout] [filters] [FILE]", "send stored events (or a JSON-lines file) through a pipeline or to stdout", cmdReplay},
-		{"trace", "trace [-c pipeline.yaml] [--tree] [--file F] CORRELATION_ID", "print one correlation's events in causal order", cmdTrace},
+		{"replay", "replay -c pipeline.yaml [--stdout] [filters] [FILE]", "send stored events (or a JSON-lines file) through a pipeline or to stdout", cmdReplay},
+		{"trace", "trace [-c pipeline.yaml] [--tree] CORRELATION_ID", "print one correlation's events in causal order", cmdTrace},
 		{"bench", "bench [-n EVENTS] [--rate N]", "measure throughput and latency of a native pipeline, with a progress bar", cmdBench},
 		{"version", "version", "print the version", cmdVersion},
 	}
