@@ -60,17 +60,13 @@ func (r *Reader) Read(ctx context.Context, q Query, fn func(pipeline.Event) erro
 	if last == 0 || (q.FromSeq > last) {
 		return nil
 	}
-	var pats []pipeline.Pattern
-	exact := true
+	match, err := q.Matcher()
+	if err != nil {
+		return err
+	}
 	oc := jetstream.OrderedConsumerConfig{}
 	for _, t := range q.Types {
-		p, err := pipeline.CompilePattern(t)
-		if err != nil {
-			return err
-		}
-		pats = append(pats, p)
-		f, ok := FilterSubject(r.prefix, t)
-		exact = exact && ok
+		f, _ := FilterSubject(r.prefix, t) // a superset: match checks the types again
 		oc.FilterSubjects = append(oc.FilterSubjects, f)
 	}
 	switch {
@@ -121,10 +117,7 @@ func (r *Reader) Read(ctx context.Context, q Query, fn func(pipeline.Event) erro
 		}
 		for i := range evs {
 			ev := &evs[i]
-			if q.Correlation != "" && ev.CorrelationID != q.Correlation {
-				continue
-			}
-			if !exact && !matchAny(pats, ev.Type) {
+			if !match(ev) {
 				continue
 			}
 			if err := fn(*ev); err != nil {
@@ -137,11 +130,29 @@ func (r *Reader) Read(ctx context.Context, q Query, fn func(pipeline.Event) erro
 	}
 }
 
-func matchAny(ps []pipeline.Pattern, t string) bool {
-	for _, p := range ps {
-		if p.Match(t) {
+// Matcher returns the test of an event against the query's correlation id
+// and type patterns (the time and sequence bounds are the reader's).
+func (q Query) Matcher() (func(*pipeline.Event) bool, error) {
+	pats := make([]pipeline.Pattern, 0, len(q.Types))
+	for _, t := range q.Types {
+		p, err := pipeline.CompilePattern(t)
+		if err != nil {
+			return nil, err
+		}
+		pats = append(pats, p)
+	}
+	return func(ev *pipeline.Event) bool {
+		if q.Correlation != "" && ev.CorrelationID != q.Correlation {
+			return false
+		}
+		if len(pats) == 0 {
 			return true
 		}
-	}
-	return len(ps) == 0
+		for _, p := range pats {
+			if p.Match(ev.Type) {
+				return true
+			}
+		}
+		return false
+	}, nil
 }

@@ -177,9 +177,6 @@ func (s *Store) Stats() StoreStats {
 	return StoreStats{s.redelivered.Load(), s.discarded.Load(), s.duplicates.Load(), s.undecodable.Load()}
 }
 
-// Conn is the store's connection (nil before Start).
-func (s *Store) Conn() *Conn { return s.conn }
-
 // StreamConfig is the stream the store keeps.
 func (c *StoreConfig) StreamConfig() jetstream.StreamConfig {
 	sc := jetstream.StreamConfig{

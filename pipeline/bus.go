@@ -95,7 +95,7 @@ func (b *Bus) SetEnabled(on bool) {
 		return
 	}
 	if !b.started {
-		b.q = newQueue(b.cfg.BufferSize, max(b.cfg.BufferBytes, 0), true)
+		b.q = newQueue(b.cfg.BufferSize, b.cfg.BufferBytes, true)
 		b.ids = NewIDGenerator()
 		b.started = true
 		go b.dispatch()

@@ -18,8 +18,10 @@ type queue struct {
 	head, n  int
 	capacity int
 	// maxBytes bounds the bytes the queued events hold (Event.Size
-	// summed); 0 means no bound. One event is always let in when the queue
-	// is empty, so an event larger than the bound still passes, alone.
+	// summed). Negative: counted (the bus reports them) but not bounded;
+	// 0: not even counted (subscriptions report no bytes, so their pushes
+	// pay for no Size). One event is always let in when the queue is
+	// empty, so an event larger than the bound still passes, alone.
 	maxBytes int64
 	bytes    int64
 	closed   bool
@@ -50,7 +52,10 @@ func newQueue(capacity int, maxBytes int64, assignSeq bool) *queue {
 // push adds ev under the policy. ctx bounds a Block wait together with
 // blockTimeout (<= 0: no timeout besides ctx).
 func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeout time.Duration) error {
-	size := int64(ev.Size())
+	var size int64
+	if q.maxBytes != 0 {
+		size = int64(ev.Size())
+	}
 	q.mu.Lock()
 	var deadline *time.Timer
 	for q.full(size) || q.closed {
@@ -61,7 +66,9 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		}
 		switch policy {
 		case DropOldest:
-			q.bytes -= int64(q.buf[q.head].Size())
+			if q.maxBytes != 0 {
+				q.bytes -= int64(q.buf[q.head].Size())
+			}
 			q.buf[q.head] = Event{}
 			q.head = q.next(q.head)
 			q.n--
@@ -177,8 +184,10 @@ func (q *queue) popLocked(dst []Event, max int) []Event {
 		run := min(k, len(q.buf)-q.head)
 		seg := q.buf[q.head : q.head+run]
 		dst = append(dst, seg...)
-		for i := range seg {
-			q.bytes -= int64(seg[i].Size())
+		if q.maxBytes != 0 {
+			for i := range seg {
+				q.bytes -= int64(seg[i].Size())
+			}
 		}
 		clear(seg)
 		q.head += run

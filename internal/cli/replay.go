@@ -29,12 +29,12 @@ const ReplayedTag = "replayed"
 // eventSource is where replay and trace read events: a JSON-lines file, or
 // the stream of the pipeline's persist section.
 type eventSource struct {
-	file   string
-	cfg    *config.Config
-	reg    *component.Registry
-	q      jetstream.Query
-	showBy bool // a progress bar on a terminal
-	stderr io.Writer
+	file     string
+	cfg      *config.Config
+	reg      *component.Registry
+	q        jetstream.Query
+	progress bool // a progress bar on a terminal
+	stderr   io.Writer
 }
 
 // storeConfig decodes the persist section of cfg.
@@ -78,7 +78,7 @@ func (s *eventSource) read(ctx context.Context, fn func(pipeline.Event) error) e
 		return err
 	}
 	var bar *progressbar.ProgressBar
-	if f, ok := s.stderr.(*os.File); ok && s.showBy && term.IsTerminal(int(f.Fd())) {
+	if f, ok := s.stderr.(*os.File); ok && s.progress && term.IsTerminal(int(f.Fd())) {
 		if n, err := rd.Pending(ctx); err == nil && n > 1000 {
 			bar = progressbar.NewOptions64(int64(n), progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("replay"),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
@@ -101,13 +101,9 @@ func readFile(path string, q jetstream.Query, fn func(pipeline.Event) error) err
 		return err
 	}
 	defer f.Close()
-	var pats []pipeline.Pattern
-	for _, t := range q.Types {
-		p, err := pipeline.CompilePattern(t)
-		if err != nil {
-			return err
-		}
-		pats = append(pats, p)
+	match, err := q.Matcher()
+	if err != nil {
+		return err
 	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -123,13 +119,7 @@ func readFile(path string, q jetstream.Query, fn func(pipeline.Event) error) err
 		if !ok {
 			continue // a dead-letter record of input that never was an event
 		}
-		if q.Correlation != "" && ev.CorrelationID != q.Correlation {
-			continue
-		}
-		if !q.Since.IsZero() && ev.Time.Before(q.Since) || !q.Until.IsZero() && ev.Time.After(q.Until) {
-			continue
-		}
-		if len(pats) > 0 && !slices.ContainsFunc(pats, func(p pipeline.Pattern) bool { return p.Match(ev.Type) }) {
+		if !match(&ev) || !q.Since.IsZero() && ev.Time.Before(q.Since) || !q.Until.IsZero() && ev.Time.After(q.Until) {
 			continue
 		}
 		if err := fn(ev); err != nil {
@@ -211,7 +201,7 @@ func cmdReplay(ctx context.Context, io IO, args []string) int {
 		return ExitUsage
 	}
 	reg := registry(io)
-	src := &eventSource{reg: reg, q: query, showBy: true, stderr: io.Stderr}
+	src := &eventSource{reg: reg, q: query, progress: true, stderr: io.Stderr}
 	if fs.NArg() > 1 {
 		fmt.Fprintln(io.Stderr, "eventpipe replay: at most one FILE")
 		return ExitUsage

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -54,7 +55,8 @@ func (b *batcher) full() bool { return len(b.evs) >= batchLines }
 // called again to retry it.
 func (b *batcher) flush(ctx context.Context) error {
 	for len(b.evs) > 0 {
-		b.errs = append(b.errs[:0], make([]error, len(b.evs))...)
+		b.errs = slices.Grow(b.errs[:0], len(b.evs))[:len(b.evs)]
+		clear(b.errs)
 		n, err := pipeline.PublishBatch(ctx, b.p, b.evs, b.errs)
 		for i := range n {
 			if b.errs[i] != nil {

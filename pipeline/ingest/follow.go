@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,8 +43,6 @@ type Follower struct {
 
 	mu        sync.Mutex
 	committed position // the last position made safe
-	reread    int64    // lines read again after a restart (possible duplicates)
-	readTo    atomic.Int64
 
 	saveMu sync.Mutex
 	saved  position
@@ -61,10 +58,6 @@ type position struct {
 	Ino    uint64 `json:"ino"`
 	Offset int64  `json:"offset"` // bytes of whole lines read
 	Line   int    `json:"line"`   // lines read
-	// ReadTo is how far the source had read when the checkpoint was
-	// saved: lines between Offset and ReadTo may have been published
-	// already, and are counted as re-read after a crash.
-	ReadTo int64 `json:"read_to"`
 }
 
 // NewFollower returns a follow-mode (or resumable) file source.
@@ -103,14 +96,6 @@ func (f *Follower) Shutdown(context.Context) error { return f.save() }
 
 // Finite is false when following.
 func (f *Follower) Finite() bool { return !f.follow }
-
-// Reread is the number of lines read again after a restart because the
-// last run ended before it could save their position.
-func (f *Follower) Reread() int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.reread
-}
 
 // Run reads until ctx ends (or, without follow, the file's end).
 func (f *Follower) Run(ctx context.Context, p pipeline.Publisher) error {
@@ -166,19 +151,18 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 	defer file.Close()
 	dev, ino := fileID(file)
 	if pos.Ino != 0 && (pos.Dev != dev || pos.Ino != ino) {
-		pos.Offset, pos.Line, pos.ReadTo = 0, 0, 0 // another file now: from its start
+		pos.Offset, pos.Line = 0, 0 // another file now: from its start
 	}
 	pos.Dev, pos.Ino = dev, ino
 	if st, err := file.Stat(); err == nil && st.Size() < pos.Offset {
 		f.log.Warn("file is shorter than the checkpoint (truncated): reading it from the start", "file", pos.Path)
-		pos.Offset, pos.Line, pos.ReadTo = 0, 0, 0
+		pos.Offset, pos.Line = 0, 0
 	}
 	if _, err := file.Seek(pos.Offset, io.SeekStart); err != nil {
 		return position{}, err
 	}
 	// The committed position moves to this file with its first commit:
 	// until then, the last file's stays, so its tail is never skipped.
-	rereadTo := pos.ReadTo
 	b := newBatcher(pos.Path, p, f.maxSize)
 	r := bufio.NewReaderSize(file, 64<<10)
 	var partial []byte // a last line without its newline yet
@@ -238,12 +222,6 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 			}
 			pos.Offset += int64(len(line))
 			pos.Line++
-			f.readTo.Store(pos.Offset)
-			if pos.Offset <= rereadTo {
-				f.mu.Lock()
-				f.reread++
-				f.mu.Unlock()
-			}
 			b.add(ctx, line, pos.Line)
 			if b.full() || r.Buffered() == 0 {
 				if err := publish(); err != nil {
@@ -395,7 +373,6 @@ func (f *Follower) save() error {
 		return nil
 	}
 	p.Path = f.path
-	p.ReadTo = max(p.Offset, f.readTo.Load())
 	b, _ := json.Marshal(p)
 	if err := os.MkdirAll(filepath.Dir(f.checkpoint), 0o755); err != nil {
 		return err

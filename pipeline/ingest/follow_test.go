@@ -148,17 +148,9 @@ func TestCheckpointWithoutFollowEnds(t *testing.T) {
 	path, cp := filepath.Join(dir, "app.log"), filepath.Join(dir, "cp.json")
 	appendLines(t, path, 0, 5)
 	p := &committing{}
-	f := NewFollower(path, cp, false, 0, 0, nil)
-	if err := f.Run(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Shutdown(context.Background())
+	readOnce(t, path, cp, p)
 	appendLines(t, path, 5, 8)
-	f = NewFollower(path, cp, false, 0, 0, nil)
-	if err := f.Run(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Shutdown(context.Background())
+	readOnce(t, path, cp, p)
 	wantSeq(t, p.got(), 8)
 }
 
@@ -170,23 +162,23 @@ func TestUncommittedLinesAreReadAgain(t *testing.T) {
 	path, cp := filepath.Join(dir, "app.log"), filepath.Join(dir, "cp.json")
 	appendLines(t, path, 0, 5)
 	p := &committing{}
+	readOnce(t, path, cp, p)
+	appendLines(t, path, 5, 9)
+	readOnce(t, path, cp, &neverCommits{})
+	readOnce(t, path, cp, p)
+	wantSeq(t, p.got(), 9)
+}
+
+// readOnce reads a file to its end with a checkpoint, as one run would.
+func readOnce(t *testing.T, path, cp string, p pipeline.Publisher) {
+	t.Helper()
 	f := NewFollower(path, cp, false, 0, 0, nil)
 	if err := f.Run(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	_ = f.Shutdown(context.Background())
-	appendLines(t, path, 5, 9)
-	never := &neverCommits{}
-	f = NewFollower(path, cp, false, 0, 0, nil)
-	if err := f.Run(context.Background(), never); err != nil {
+	if err := f.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_ = f.Shutdown(context.Background())
-	f = NewFollower(path, cp, false, 0, 0, nil)
-	if err := f.Run(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
-	wantSeq(t, p.got(), 9)
 }
 
 type neverCommits struct{ committing }

@@ -206,8 +206,8 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 				resp.Accepted++
 			}
 		}
+		slices.SortFunc(resp.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
 		if err != nil {
-			slices.SortFunc(resp.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
 			switch {
 			case errors.Is(err, pipeline.ErrRateLimited):
 				resp.Error = fmt.Sprintf("rate limited at item %d", at[n])
@@ -226,7 +226,6 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			}
 			return
 		}
-		slices.SortFunc(resp.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
 		status := http.StatusAccepted
 		if len(resp.Rejected) > 0 {
 			status = http.StatusBadRequest
