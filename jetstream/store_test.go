@@ -13,7 +13,7 @@ import (
 	"github.com/eventpipe/eventpipe/pipeline/component"
 )
 
-func settings(t *testing.T) component.Settings {
+func settings(testing.TB) component.Settings {
 	return component.Settings{ID: "persist", Name: "persist", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: component.NopMetrics{}, Resolve: func(p string) string { return p }}
 }
