@@ -132,7 +132,7 @@ func BenchmarkReplayToFile(b *testing.B) {
 		}
 		_ = w.Flush()
 	}
-	if want := (benchEvents+255)/256*256*b.N; total != want {
+	if want := (benchEvents + 255) / 256 * 256 * b.N; total != want {
 		b.Fatalf("replayed %d events, want %d", total, want)
 	}
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
