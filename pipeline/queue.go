@@ -24,6 +24,7 @@ type queue struct {
 	// empty, so an event larger than the bound still passes, alone.
 	maxBytes int64
 	bytes    int64
+	sizes    []int64 // Event.Size of each slot of buf, when bytes are counted
 	closed   bool
 
 	seq       uint64 // last assigned sequence, when assignSeq
@@ -40,13 +41,17 @@ type queue struct {
 
 func newQueue(capacity int, maxBytes int64, assignSeq bool) *queue {
 	initial := min(capacity, 64)
-	return &queue{
+	q := &queue{
 		buf:       make([]Event, initial),
 		capacity:  capacity,
 		maxBytes:  maxBytes,
 		assignSeq: assignSeq,
 		notEmpty:  make(chan struct{}, 1),
 	}
+	if maxBytes != 0 {
+		q.sizes = make([]int64, initial)
+	}
+	return q
 }
 
 // push adds ev under the policy. ctx bounds a Block wait together with
@@ -66,8 +71,8 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		}
 		switch policy {
 		case DropOldest:
-			if q.maxBytes != 0 {
-				q.bytes -= int64(q.buf[q.head].Size())
+			if q.sizes != nil {
+				q.bytes -= q.sizes[q.head]
 			}
 			q.buf[q.head] = Event{}
 			q.head = q.next(q.head)
@@ -118,9 +123,13 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 		q.seq++
 		ev.Sequence = q.seq
 	}
-	q.buf[(q.head+q.n)%len(q.buf)] = *ev
+	slot := (q.head + q.n) % len(q.buf)
+	q.buf[slot] = *ev
+	if q.sizes != nil {
+		q.sizes[slot] = size
+		q.bytes += size
+	}
 	q.n++
-	q.bytes += size
 	q.accepted++
 	if q.n > q.highWater {
 		q.highWater = q.n
@@ -164,6 +173,11 @@ func (q *queue) grow() {
 	nb := make([]Event, size)
 	k := copy(nb, q.buf[q.head:])
 	copy(nb[k:], q.buf[:q.head])
+	if q.sizes != nil {
+		ns := make([]int64, size)
+		copy(ns[copy(ns, q.sizes[q.head:]):], q.sizes[:q.head])
+		q.sizes = ns
+	}
 	q.buf, q.head = nb, 0
 }
 
@@ -184,9 +198,11 @@ func (q *queue) popLocked(dst []Event, max int) []Event {
 		run := min(k, len(q.buf)-q.head)
 		seg := q.buf[q.head : q.head+run]
 		dst = append(dst, seg...)
-		if q.maxBytes != 0 {
-			for i := range seg {
-				q.bytes -= int64(seg[i].Size())
+		if q.sizes != nil {
+			// Sizes were taken at push, outside the lock: the consumer
+			// only subtracts them here.
+			for _, sz := range q.sizes[q.head : q.head+run] {
+				q.bytes -= sz
 			}
 		}
 		clear(seg)
