@@ -75,9 +75,13 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			s.q.mu.Unlock()
 			return Event{}, ErrClosed
 		}
-		if s.q.n == 0 {
-			s.q.waiting = true
+		if s.q.n > 0 {
+			// Pushed between popInto and this lock, while no one was
+			// marked waiting: nobody will signal it, so take it now.
+			s.q.mu.Unlock()
+			continue
 		}
+		s.q.waiting = true
 		s.q.mu.Unlock()
 		select {
 		case <-s.q.notEmpty:
