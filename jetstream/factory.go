@@ -14,5 +14,13 @@ func Factories() []component.Factory {
 			func(_ context.Context, set component.Settings, cfg *StoreConfig) (component.Store, error) {
 				return NewStore(set, *cfg), nil
 			}),
+		component.NewSourceFactory("nats", NewSourceConfig,
+			func(_ context.Context, set component.Settings, cfg *SourceConfig) (component.Source, error) {
+				return NewSource(set, *cfg), nil
+			}),
+		component.NewOutputFactory("nats", NewOutputConfig,
+			func(_ context.Context, set component.Settings, cfg *OutputConfig) (component.Output, error) {
+				return NewOutput(set, *cfg), nil
+			}),
 	}
 }

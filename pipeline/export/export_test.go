@@ -329,3 +329,82 @@ func TestDeadLetter(t *testing.T) {
 		t.Errorf("bad path: %v", err)
 	}
 }
+
+func fileIDs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		ev, err := pipeline.Decode([]byte(l), pipeline.DecodeOptions{})
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+func uniqueEvents(from, n int) []pipeline.Event {
+	evs := events(n)
+	for i := range evs {
+		evs[i].ID = "ev-" + itoa(from+i)
+	}
+	return evs
+}
+
+// After a crash the store delivers again what it had not seen
+// acknowledged; with dedupe the file does not get those events twice, and
+// the remains of a cut-short write never join the next line.
+func TestFileDedupeAfterRestart(t *testing.T) {
+	for _, dedupe := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dedupe", false: "plain"}[dedupe], func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "out.jsonl")
+			ctx := context.Background()
+			start := func() *export.File {
+				f, err := export.NewFile(export.FileConfig{Path: path, Dedupe: dedupe})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			f := start()
+			if err := f.Export(ctx, uniqueEvents(0, 10)); err != nil {
+				t.Fatal(err)
+			}
+			_ = f.Shutdown(ctx)
+			// A crash in the middle of writing event 10.
+			w, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = w.WriteString(`{"id":"ev-10","type":"agent.st`)
+			w.Close()
+
+			f = start()
+			if err := f.Export(ctx, uniqueEvents(5, 10)); err != nil { // 5..9 again, then 10..14
+				t.Fatal(err)
+			}
+			_ = f.Shutdown(ctx)
+			ids := fileIDs(t, path)
+			want := 15
+			if !dedupe {
+				want = 20
+			}
+			if len(ids) != want {
+				t.Fatalf("%d lines, want %d: %v", len(ids), want, ids)
+			}
+			if got := f.Skipped(); dedupe && got != 5 || !dedupe && got != 0 {
+				t.Errorf("skipped %d", got)
+			}
+			if ids[10] != map[bool]string{true: "ev-10", false: "ev-5"}[dedupe] {
+				t.Errorf("line 11 is %s", ids[10])
+			}
+		})
+	}
+}

@@ -21,7 +21,12 @@ func Factories() []component.Factory {
 				if set.Resolve != nil {
 					cfg.Path = set.Resolve(cfg.Path)
 				}
-				return NewFile(cfg)
+				f, err := NewFile(cfg)
+				if err != nil {
+					return nil, err
+				}
+				f.logger = set.Logger
+				return f, nil
 			}),
 		component.NewOutputFactory("webhook", func() *WebhookConfig { return &WebhookConfig{} },
 			func(_ context.Context, set component.Settings, c *WebhookConfig) (component.Output, error) {

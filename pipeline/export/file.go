@@ -2,9 +2,11 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,7 +36,17 @@ type FileConfig struct {
 	// Fsync is never (default; the OS flushes), or batch (fsync after every
 	// batch: an exported event survives a power cut).
 	Fsync string `yaml:"fsync"`
+	// Dedupe skips events whose id is already in the file when the output
+	// starts (its last DedupeWindow bytes): after a crash, a store or a
+	// stream delivers again the events it had not seen acknowledged, and
+	// some of them were written already.
+	Dedupe bool `yaml:"dedupe"`
 }
+
+// DedupeWindow is how much of the end of the file Dedupe reads at start.
+// Redelivered events are the last ones written before a crash, so the
+// tail is enough; the bound keeps the start fast and the id set small.
+const DedupeWindow = 16 << 20
 
 // Validate checks the configuration.
 func (c *FileConfig) Validate() error {
@@ -82,6 +94,11 @@ type File struct {
 	w    *bufio.Writer
 	buf  []byte
 	sync bool
+	// seen holds the ids found at the end of the file at start (Dedupe);
+	// skipped counts the events not written again.
+	seen    map[string]struct{}
+	skipped int
+	logger  *slog.Logger // may be nil
 }
 
 // NewFile returns a file exporter; Start opens the file.
@@ -100,8 +117,12 @@ func (f *File) Start(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(f.cfg.Path), dirMode); err != nil {
 		return fmt.Errorf("file output %s: cannot create its directory: %w", f.cfg.Path, err)
 	}
-	file, err := os.OpenFile(f.cfg.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, mode)
+	file, err := os.OpenFile(f.cfg.Path, os.O_CREATE|os.O_RDWR|os.O_APPEND, mode)
 	if err != nil {
+		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
+	}
+	if f.seen, err = readTail(file, f.cfg.Dedupe); err != nil {
+		_ = file.Close()
 		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
 	}
 	if f.cfg.MaxSizeMB > 0 {
@@ -128,6 +149,12 @@ func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 		return errors.New("file output: not started")
 	}
 	for i := range events {
+		if f.seen != nil {
+			if _, ok := f.seen[events[i].ID]; ok {
+				f.skipped++
+				continue
+			}
+		}
 		f.buf = append(events[i].AppendJSON(f.buf[:0]), '\n')
 		if _, err := f.w.Write(f.buf); err != nil {
 			return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
@@ -158,6 +185,66 @@ func (f *File) fsync() error {
 	return g.Sync()
 }
 
+// Skipped is how many events Dedupe did not write again.
+func (f *File) Skipped() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.skipped
+}
+
+// readTail looks at the end of the file at start. A last line without its
+// newline is the remains of a write cut short by a crash: it is cut off
+// (the event it held is delivered again or was dead-lettered), so that
+// the next line does not run into it. With ids, it returns the ids of the
+// events in the last DedupeWindow bytes.
+func readTail(file *os.File, ids bool) (map[string]struct{}, error) {
+	st, err := file.Stat()
+	if err != nil || st.Size() == 0 {
+		return nil, err
+	}
+	size := st.Size()
+	window := int64(4096)
+	if ids {
+		window = DedupeWindow
+	}
+	off := max(size-window, 0)
+	tail := make([]byte, size-off)
+	if _, err := file.ReadAt(tail, off); err != nil {
+		return nil, err
+	}
+	if tail[len(tail)-1] != '\n' {
+		cut := bytes.LastIndexByte(tail, '\n') + 1 // 0 when no whole line is in the window
+		if cut == 0 && off > 0 {
+			return nil, fmt.Errorf("the last line is over %d bytes and has no end: not appending to it", window)
+		}
+		if err := file.Truncate(off + int64(cut)); err != nil {
+			return nil, fmt.Errorf("cutting off a partial last line: %w", err)
+		}
+		tail = tail[:cut]
+	}
+	if !ids {
+		return nil, nil
+	}
+	if off > 0 { // the window starts inside a line
+		if i := bytes.IndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+	}
+	seen := make(map[string]struct{})
+	for len(tail) > 0 {
+		line := tail
+		if i := bytes.IndexByte(tail, '\n'); i >= 0 {
+			line, tail = tail[:i], tail[i+1:]
+		} else {
+			tail = nil
+		}
+		if ev, err := pipeline.Decode(line, pipeline.DecodeOptions{MaxSize: -1}); err == nil && ev.ID != "" {
+			seen[ev.ID] = struct{}{}
+		}
+	}
+	return seen, nil
+}
+
 // Shutdown flushes and closes the file.
 func (f *File) Shutdown(context.Context) error {
 	f.mu.Lock()
@@ -166,6 +253,9 @@ func (f *File) Shutdown(context.Context) error {
 		return nil
 	}
 	err := f.w.Flush()
+	if f.skipped > 0 && f.logger != nil {
+		f.logger.Info("file output: events already in the file were not written again", "path", f.cfg.Path, "skipped", f.skipped)
+	}
 	if f.lj != nil {
 		err = errors.Join(err, f.lj.Close())
 	}

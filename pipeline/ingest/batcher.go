@@ -17,43 +17,83 @@ import (
 // nothing more buffered, so a slow trickle is not held back.
 const batchLines = 256
 
-// batcher decodes lines into events and publishes them in batches.
-// Input that is not an event is rejected at once with its line number.
-type batcher struct {
-	name  string
-	p     pipeline.Publisher
-	opts  pipeline.DecodeOptions
-	evs   []pipeline.Event
-	lines []int
-	errs  []error
+// Batcher decodes JSON lines into events and publishes them in batches.
+// Input that is not an event is rejected at once with its position. The
+// file sources use it, and so does any source whose input is JSON lines
+// (the nats source).
+type Batcher struct {
+	name string
+	p    pipeline.Publisher
+	opts pipeline.DecodeOptions
+	evs  []pipeline.Event
+	pos  []Pos
+	errs []error
 }
 
-func newBatcher(name string, p pipeline.Publisher, maxSize int) *batcher {
-	return &batcher{name: name, p: p, opts: pipeline.DecodeOptions{MaxSize: maxSize}}
+// Pos is where a line came from, for rejections: "line 12", or
+// "subject app.x line 1" when Where is set.
+type Pos struct {
+	Where string
+	Line  int
 }
 
-// add decodes one line (its newline may still be on it).
-func (b *batcher) add(ctx context.Context, line []byte, lineNo int) {
+func (p Pos) String() string {
+	if p.Where == "" {
+		return fmt.Sprintf("line %d", p.Line)
+	}
+	return fmt.Sprintf("%s line %d", p.Where, p.Line)
+}
+
+// NewBatcher returns a batcher publishing into p; source names the
+// source in rejections, maxSize bounds one event.
+func NewBatcher(source string, p pipeline.Publisher, maxSize int) *Batcher {
+	return &Batcher{name: source, p: p, opts: pipeline.DecodeOptions{MaxSize: maxSize}}
+}
+
+// Add decodes one line (its newline may still be on it).
+func (b *Batcher) Add(ctx context.Context, line []byte, pos Pos) {
 	line = bytes.TrimRight(line, "\r\n")
 	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
 	ev, err := pipeline.Decode(line, b.opts)
 	if err != nil {
-		b.reject(ctx, line, lineNo, err)
+		b.reject(ctx, line, pos, err)
 		return
 	}
-	b.evs, b.lines = append(b.evs, ev), append(b.lines, lineNo)
+	b.evs, b.pos = append(b.evs, ev), append(b.pos, pos)
 }
 
-func (b *batcher) full() bool { return len(b.evs) >= batchLines }
+// AddLines adds every line of data.
+func (b *Batcher) AddLines(ctx context.Context, data []byte, where string) {
+	for n := 1; len(data) > 0; n++ {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		b.Add(ctx, l, Pos{where, n})
+	}
+}
 
-// flush publishes what was added. Events over the rate limit are skipped
+// Reset forgets the events added and not published.
+func (b *Batcher) Reset() {
+	clear(b.evs)
+	b.evs, b.pos = b.evs[:0], b.pos[:0]
+}
+
+// Len is the number of events added and not yet published.
+func (b *Batcher) Len() int { return len(b.evs) }
+
+func (b *Batcher) full() bool { return len(b.evs) >= batchLines }
+
+// Flush publishes what was added. Events over the rate limit are skipped
 // (the bus counts them); an event the bus refuses is rejected with its
 // line. An error means the rest could not be published (the buffer or
-// store refused them, or ctx ended): the batch is kept, and flush may be
+// store refused them, or ctx ended): the batch is kept, and Flush may be
 // called again to retry it.
-func (b *batcher) flush(ctx context.Context) error {
+func (b *Batcher) Flush(ctx context.Context) error {
 	for len(b.evs) > 0 {
 		b.errs = slices.Grow(b.errs[:0], len(b.evs))[:len(b.evs)]
 		clear(b.errs)
@@ -61,7 +101,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		for i := range n {
 			if b.errs[i] != nil {
 				raw := b.evs[i].AppendJSON(nil)
-				b.reject(ctx, raw, b.lines[i], b.errs[i])
+				b.reject(ctx, raw, b.pos[i], b.errs[i])
 			}
 		}
 		if err == nil {
@@ -70,22 +110,21 @@ func (b *batcher) flush(ctx context.Context) error {
 		if errors.Is(err, pipeline.ErrRateLimited) {
 			n++ // counted by the bus as rate-limited
 		}
-		b.evs, b.lines = b.evs[n:], b.lines[n:]
+		b.evs, b.pos = b.evs[n:], b.pos[n:]
 		if !errors.Is(err, pipeline.ErrRateLimited) {
 			return err
 		}
 	}
-	clear(b.evs)
-	b.evs, b.lines = b.evs[:0], b.lines[:0]
+	b.Reset()
 	return nil
 }
 
-func (b *batcher) reject(ctx context.Context, raw []byte, lineNo int, err error) {
+func (b *Batcher) reject(ctx context.Context, raw []byte, pos Pos, err error) {
 	if len(raw) > 4096 {
 		raw = raw[:4096]
 	}
 	b.p.Reject(ctx, pipeline.Rejected{
-		Source: b.name, Offset: fmt.Sprintf("line %d", lineNo),
+		Source: b.name, Offset: pos.String(),
 		Raw: append([]byte(nil), raw...), Reason: err.Error(), Time: time.Now().UTC(),
 	})
 }

@@ -163,14 +163,14 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 	}
 	// The committed position moves to this file with its first commit:
 	// until then, the last file's stays, so its tail is never skipped.
-	b := newBatcher(pos.Path, p, f.maxSize)
+	b := NewBatcher(pos.Path, p, f.maxSize)
 	r := bufio.NewReaderSize(file, 64<<10)
 	var partial []byte // a last line without its newline yet
 	retry := backoff.NewExponentialBackOff()
 	retry.MaxElapsedTime = 0
 	publish := func() error {
 		for {
-			err := b.flush(ctx)
+			err := b.Flush(ctx)
 			if err == nil || ctx.Err() != nil {
 				retry.Reset()
 				return nil
@@ -204,7 +204,7 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 				// Too long to be an event: reject it and skip to its end.
 				pos.Offset += int64(len(partial))
 				pos.Line++
-				b.reject(ctx, partial[:4096], pos.Line, fmt.Errorf("line over %d bytes", f.maxSize))
+				b.reject(ctx, partial[:4096], Pos{Line: pos.Line}, fmt.Errorf("line over %d bytes", f.maxSize))
 				partial = partial[:0]
 				for errors.Is(rerr, bufio.ErrBufferFull) {
 					line, rerr = r.ReadSlice('\n')
@@ -222,7 +222,7 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 			}
 			pos.Offset += int64(len(line))
 			pos.Line++
-			b.add(ctx, line, pos.Line)
+			b.Add(ctx, line, Pos{Line: pos.Line})
 			if b.full() || r.Buffered() == 0 {
 				if err := publish(); err != nil {
 					return position{}, err
@@ -243,7 +243,7 @@ func (f *Follower) readFile(ctx context.Context, p pipeline.Publisher, pos posit
 			if len(partial) > 0 { // a last line without a newline
 				pos.Offset += int64(len(partial))
 				pos.Line++
-				b.add(ctx, partial, pos.Line)
+				b.Add(ctx, partial, Pos{Line: pos.Line})
 				partial = partial[:0]
 				if err := publish(); err != nil {
 					return position{}, err

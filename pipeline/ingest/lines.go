@@ -132,9 +132,9 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 	// A line may be as long as the event limit, plus some slack for the
 	// envelope; longer lines are rejected without being held whole.
 	r := bufio.NewReaderSize(rc, 64<<10)
-	b := newBatcher(l.name, p, l.maxSize)
+	b := NewBatcher(l.name, p, l.maxSize)
 	publish := func(lineNo int) error {
-		if err := b.flush(ctx); err != nil && ctx.Err() == nil {
+		if err := b.Flush(ctx); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, err)
 		}
 		return nil
@@ -155,7 +155,7 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 			}
 			line = long
 		}
-		b.add(ctx, line, lineNo)
+		b.Add(ctx, line, Pos{Line: lineNo})
 		// Publish a full batch, or whatever was read once the reader
 		// would have to wait for more input.
 		if b.full() || r.Buffered() == 0 || rerr != nil {
