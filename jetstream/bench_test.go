@@ -137,3 +137,39 @@ func BenchmarkReplayToFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkScaleOut runs the stored stream through one runner held to
+// GOMAXPROCS=1, then through two sharing a consumer, each held to
+// GOMAXPROCS=1 (issue target: two >= 1.6x one). The nats-server runs in
+// the benchmark process.
+func BenchmarkScaleOut(b *testing.B) {
+	bin := binary(b)
+	srv := natsServer(b)
+	cfg := *NewStoreConfig()
+	cfg.URL = srv.ClientURL()
+	const n = 1000000
+	fill(b, cfg, n)
+	var one, two float64
+	for i := range b.N {
+		for _, k := range []int{1, 2} {
+			shares, elapsed := runShared(b, bin, b.TempDir(), cfg.URL, fmt.Sprintf("bench%d-%d", i, k), k, "GOMAXPROCS=1")
+			rate := n / elapsed.Seconds()
+			total := 0
+			for _, s := range shares {
+				total += s
+			}
+			if total != n {
+				b.Fatalf("%d runners exported %d of %d", k, total, n)
+			}
+			if k == 1 {
+				one += rate
+			} else {
+				two += rate
+			}
+		}
+	}
+	b.ReportMetric(one/float64(b.N), "one-events/s")
+	b.ReportMetric(two/float64(b.N), "two-events/s")
+	b.ReportMetric(two/one, "two/one")
+	b.ReportMetric(0, "ns/op")
+}

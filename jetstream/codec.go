@@ -44,25 +44,44 @@ func groupByType(events []pipeline.Event, scratch []group) []group {
 	return gs
 }
 
-// encode builds the message of one group: its events as JSON lines, its
-// event count, and a message id made of the first and last event ids and
-// the count, so that publishing the same batch again (a retry) is
-// deduplicated by the stream.
-func encode(prefix string, events []pipeline.Event, g group) *nats.Msg {
+// ChunkBytes bounds a stored message: a group of events larger than this
+// is stored as several messages. Small messages let runners that share a
+// consumer split the work finely, and bound what one pull brings in.
+const ChunkBytes = 256 << 10
+
+// chunk is one stored message and the number of events it holds.
+type chunk struct {
+	msg *nats.Msg
+	n   int
+}
+
+// encode appends the messages of one group to dst: its events as JSON
+// lines, at most ChunkBytes each (a larger event alone), with the event
+// count and a message id made of the first and last event ids and the
+// count, so that publishing the same batch again (a retry) is deduplicated
+// by the stream.
+func encode(dst []chunk, prefix string, events []pipeline.Event, g group) []chunk {
+	subject := Subject(prefix, g.typ)
 	var body []byte
-	for _, i := range g.idx {
+	first := 0
+	for k, i := range g.idx {
 		body = events[i].AppendJSON(body)
 		body = append(body, '\n')
+		if len(body) >= ChunkBytes || k == len(g.idx)-1 {
+			ids := g.idx[first : k+1]
+			m := nats.NewMsg(subject)
+			m.Data = body
+			n := strconv.Itoa(len(ids))
+			m.Header.Set(HeaderCount, n)
+			firstID, lastID := events[ids[0]].ID, events[ids[len(ids)-1]].ID
+			if firstID != "" && lastID != "" {
+				m.Header.Set(nats.MsgIdHdr, firstID+"/"+lastID+"/"+n)
+			}
+			dst = append(dst, chunk{m, len(ids)})
+			body, first = nil, k+1
+		}
 	}
-	m := nats.NewMsg(Subject(prefix, g.typ))
-	m.Data = body
-	n := strconv.Itoa(len(g.idx))
-	m.Header.Set(HeaderCount, n)
-	first, last := events[g.idx[0]].ID, events[g.idx[len(g.idx)-1]].ID
-	if first != "" && last != "" {
-		m.Header.Set(nats.MsgIdHdr, first+"/"+last+"/"+n)
-	}
-	return m
+	return dst
 }
 
 // decodeMessage appends the events a stored message holds to dst. A line

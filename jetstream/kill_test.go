@@ -26,7 +26,7 @@ var (
 	buildErr  error
 )
 
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and kills the eventpipe binary")
@@ -78,7 +78,7 @@ func startRun(t *testing.T, dir, cfg string) *exec.Cmd {
 }
 
 // outputIDs counts the ids in a JSON-lines output file.
-func outputIDs(t *testing.T, path string) map[string]int {
+func outputIDs(t testing.TB, path string) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
 	f, err := os.Open(path)

@@ -15,7 +15,7 @@ import (
 )
 
 // natsServer starts a real nats-server with JetStream on a loopback port.
-func natsServer(t *testing.T) *server.Server {
+func natsServer(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})

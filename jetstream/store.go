@@ -270,10 +270,13 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	gs := groupByType(events, nil)
-	futs := make([]jetstream.PubAckFuture, 0, len(gs))
-	for _, g := range gs {
-		f, err := s.js.PublishMsgAsync(encode(s.cfg.SubjectPrefix, events, g))
+	var chunks []chunk
+	for _, g := range groupByType(events, nil) {
+		chunks = encode(chunks, s.cfg.SubjectPrefix, events, g)
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(chunks))
+	for _, c := range chunks {
+		f, err := s.js.PublishMsgAsync(c.msg)
 		if err != nil {
 			return 0, fmt.Errorf("persist: publish: %w", err)
 		}
@@ -284,7 +287,7 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
-				dups += len(gs[k].idx)
+				dups += chunks[k].n
 				s.duplicates.Add(1)
 				s.mDup.Add(1)
 			}
@@ -297,6 +300,21 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error
 	return dups, nil
 }
 
+// pullBytes bounds what the consumer brings in ahead of the pipeline: two
+// of the largest messages the store writes (ChunkBytes of events and one
+// more event). The bound keeps memory small and lets runners that share
+// the consumer split the stream finely; a message over a pull's byte
+// limit could never be delivered, so it must fit.
+func pullBytes(maxEvent int) int {
+	switch {
+	case maxEvent == 0:
+		maxEvent = pipeline.DefaultMaxEventSize
+	case maxEvent < 0:
+		maxEvent = 64 << 20
+	}
+	return 2 * (ChunkBytes + maxEvent + 4096)
+}
+
 // Redelivered counts events handed to the pipeline more than once.
 func (s *Store) Redelivered() uint64 { return s.redelivered.Load() }
 
@@ -305,7 +323,7 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 	if s.cons == nil {
 		return errors.New("persist: store not started")
 	}
-	it, err := s.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(max(s.cfg.BatchSize, 64), 16<<20))
+	it, err := s.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(max(s.cfg.BatchSize, 64), pullBytes(s.set.MaxEventSize)))
 	if err != nil {
 		return fmt.Errorf("persist: consume: %w", err)
 	}
@@ -318,7 +336,6 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 	)
 	draining := false
 	for {
-		wait := time.Second
 		if !draining {
 			select {
 			case <-drain:
@@ -326,8 +343,11 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 			default:
 			}
 		}
+		// Short waits: drain may close while Next waits, and a finite
+		// run should end soon after it caught up.
+		wait := 100 * time.Millisecond
 		if draining {
-			wait = 100 * time.Millisecond
+			wait = 20 * time.Millisecond
 		}
 		msg, err := it.Next(jetstream.NextMaxWait(wait))
 		if err != nil {
