@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -107,11 +108,17 @@ var errStopped = errors.New("stopped")
 // standard input) leaves that goroutine to end with the process.
 func (l *Lines) Run(ctx context.Context, p pipeline.Publisher) error {
 	pr, pw := io.Pipe()
+	var regular atomic.Bool
 	go func() {
 		rc, err := l.open()
 		if err != nil {
 			pw.CloseWithError(&openError{err})
 			return
+		}
+		if f, ok := rc.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				regular.Store(true)
+			}
 		}
 		stop := context.AfterFunc(ctx, func() { _ = rc.Close() })
 		_, err = io.Copy(pw, rc)
@@ -125,10 +132,15 @@ func (l *Lines) Run(ctx context.Context, p pipeline.Publisher) error {
 	defer pr.CloseWithError(errStopped) // unblocks the copier's write
 	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(errStopped) })
 	defer stop()
-	return l.read(ctx, p, pr)
+	return l.read(ctx, p, pr, &regular)
 }
 
-func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) error {
+// read decodes and publishes lines. From a regular file, whose reads never
+// wait, lines are published in full batches (with persistence on, each
+// batch waits for the store's acknowledgement, so fewer is faster); from
+// a pipe or a terminal, whatever was read is published as soon as the
+// reader would have to wait for more, so a slow trickle is not held back.
+func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, regular *atomic.Bool) error {
 	// A line may be as long as the event limit, plus some slack for the
 	// envelope; longer lines are rejected without being held whole.
 	r := bufio.NewReaderSize(rc, 64<<10)
@@ -158,7 +170,7 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader) er
 		b.Add(ctx, line, Pos{Line: lineNo})
 		// Publish a full batch, or whatever was read once the reader
 		// would have to wait for more input.
-		if b.full() || r.Buffered() == 0 || rerr != nil {
+		if b.full() || rerr != nil || (r.Buffered() == 0 && !regular.Load()) {
 			if err := publish(lineNo); err != nil {
 				return err
 			}
