@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,6 +184,7 @@ type Plugin struct {
 	logLimit *rate.Limiter
 	metrics  *Metrics
 	ext      *extismPlugin // set for Extism plugins
+	client   *http.Client  // the http capability's, with the allowlist policy
 	closed   atomic.Bool
 }
 
@@ -231,7 +233,8 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(!spec.Trusted)
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
-		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics()}
+		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics(),
+		client: policyClient(spec.AllowedHosts, spec.Timeout)}
 	h.open.Add(1)
 	ok := false
 	defer func() {
