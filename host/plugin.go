@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -216,7 +217,12 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	fail := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %s: "+format, append([]any{spec.Path}, args...)...)
 	}
-	bin, err := os.ReadFile(spec.Path)
+	if st, err := os.Stat(spec.Path); err != nil {
+		return fail("%w", err)
+	} else if st.Size() > MaxModuleBytes {
+		return fail("the file is %d bytes, over the limit of %d for a module", st.Size(), MaxModuleBytes)
+	}
+	bin, err := readAtMost(spec.Path, MaxModuleBytes)
 	if err != nil {
 		return fail("%w", err)
 	}
@@ -226,6 +232,9 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		if got := hex.EncodeToString(sum[:]); got != want {
 			return fail("sha256 mismatch: the file is sha256:%s, the pipeline pins sha256:%s", got, want)
 		}
+	}
+	if bin, err = preflight(bin); err != nil {
+		return fail("refused before decoding: %w", err)
 	}
 	pages := uint32((spec.MaxMemory + 65535) / 65536)
 	rtCfg := wazero.NewRuntimeConfigCompiler().
@@ -278,6 +287,24 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	ok = true
 	return p, nil
+}
+
+// readAtMost reads a file, failing if it holds more than limit bytes (it
+// may have grown since it was looked at).
+func readAtMost(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("the file is over the limit of %d bytes for a module", limit)
+	}
+	return b, nil
 }
 
 // Manifest is what the plugin declared.
