@@ -159,6 +159,8 @@ func TestRefusedAtLoad(t *testing.T) {
 		{host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm", SHA256: "sha256:" + strings.Repeat("0", 64)}, Kind: "filter"}, "sha256 mismatch"},
 		{host.Spec{PluginConfig: host.PluginConfig{Path: "missing.wasm"}, Kind: "filter"}, "no such file"},
 		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wat"}, Kind: "filter"}, "not a valid wasm module"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loopinit.wasm", LoadTimeout: 200 * time.Millisecond}, Kind: "filter"}, "did not finish loading within 200ms"},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loopstart.wasm", LoadTimeout: 200 * time.Millisecond}, Kind: "filter"}, "did not finish loading within 200ms"},
 	}
 	for _, tc := range tests {
 		_, err := h.Load(context.Background(), tc.spec)

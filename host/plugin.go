@@ -81,7 +81,10 @@ const (
 	DefaultPool      = 1
 	DefaultMaxMemory = 64 << 20
 	DefaultTimeout   = time.Second
-	DefaultOnError   = "dead_letter"
+	// DefaultLoadTimeout bounds starting an instance. A module that loops
+	// there is refused instead of hanging the run, `validate` or a reload.
+	DefaultLoadTimeout = 10 * time.Second
+	DefaultOnError     = "dead_letter"
 )
 
 // Capabilities are the host functions a plugin may be granted.
@@ -95,6 +98,9 @@ type PluginConfig struct {
 	Config any    `yaml:"config"` // handed to eventpipe_init
 	// Timeout bounds one batch (default 1s).
 	Timeout time.Duration `yaml:"timeout"`
+	// LoadTimeout bounds starting an instance: the start function,
+	// _initialize, eventpipe_manifest and eventpipe_init (default 10s).
+	LoadTimeout time.Duration `yaml:"load_timeout"`
 	// MaxMemory bounds linear memory in bytes (default 64 MiB).
 	MaxMemory int64 `yaml:"max_memory"`
 	// Pool is how many instances may run at once (default 1).
@@ -115,7 +121,7 @@ type PluginConfig struct {
 
 // NewPluginConfig returns a plugin entry with every default.
 func NewPluginConfig() *PluginConfig {
-	return &PluginConfig{Pool: DefaultPool, MaxMemory: DefaultMaxMemory, Timeout: DefaultTimeout, OnError: DefaultOnError}
+	return &PluginConfig{Pool: DefaultPool, MaxMemory: DefaultMaxMemory, Timeout: DefaultTimeout, LoadTimeout: DefaultLoadTimeout, OnError: DefaultOnError}
 }
 
 // Validate reports every problem at once, as *pipeline.FieldError.
@@ -145,6 +151,9 @@ func (c *PluginConfig) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		bad("timeout", "must be positive, got %v", c.Timeout)
+	}
+	if c.LoadTimeout < 0 {
+		bad("load_timeout", "must not be negative, got %v", c.LoadTimeout)
 	}
 	for i, cp := range c.Capabilities {
 		if !slices.Contains(Capabilities, strings.ToLower(cp)) {
@@ -204,6 +213,9 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	if spec.Timeout <= 0 {
 		spec.Timeout = def.Timeout
+	}
+	if spec.LoadTimeout <= 0 {
+		spec.LoadTimeout = def.LoadTimeout
 	}
 	if spec.OnError == "" {
 		spec.OnError = def.OnError
@@ -420,7 +432,34 @@ type instance struct {
 	stack   [2]uint64
 }
 
+// newInstance starts an instance within the load timeout. A checked module is
+// stopped by its context; a trusted one (no termination checks) cannot
+// be, so it is left behind, spinning, and the load fails all the same.
 func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error) {
+	limit := p.spec.LoadTimeout
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	type result struct {
+		in  *instance
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		in, err := p.startInstance(ctx, first)
+		done <- result{in, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?): %w", limit, r.err)
+		}
+		return r.in, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?)", limit)
+	}
+}
+
+func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)

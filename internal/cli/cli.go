@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/jetstream"
@@ -47,6 +48,9 @@ type IO struct {
 	Signals <-chan os.Signal
 	// OnRunner, if set, is called with the runner before it runs.
 	OnRunner func(*runner.Runner)
+	// Exit, if set, replaces os.Exit for a stop that did not finish
+	// within the drain timeout (tests observe it).
+	Exit func(code int)
 }
 
 // OS returns the process's streams and environment.
@@ -257,6 +261,38 @@ func cmdValidate(ctx context.Context, io IO, args []string) int {
 	return ExitOK
 }
 
+// stopGrace is how long past the drain timeout a stop may take before
+// the process exits anyway.
+const stopGrace = 5 * time.Second
+
+// watchStop makes a stop finish whatever happens: a second signal, or the
+// drain timeout (plus stopGrace) passing, exits the process at once. What
+// can hold a stop beyond its deadline is code that does not look at its
+// context: an endless loop in a trusted plugin (compiled without
+// termination checks), a write blocked in the kernel.
+func watchStop(io IO, log *slog.Logger, drain time.Duration, sigs <-chan os.Signal, done <-chan struct{}) {
+	exit := io.Exit
+	if exit == nil {
+		exit = os.Exit
+	}
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	go func() {
+		t := time.NewTimer(drain + stopGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			log.Error("second signal: exiting without finishing the drain", "signal", s.String())
+		case <-t.C:
+			log.Error("the stop did not finish within the drain timeout; exiting (is a trusted plugin stuck in a loop?)", "drain_timeout", drain)
+		}
+		exit(ExitRuntime)
+	}()
+}
+
 func cmdRun(ctx context.Context, io IO, args []string) int {
 	fs := newFlags(io, "run", "run [-c] pipeline.yaml [--input FILE|-]...",
 		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output;\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.")
@@ -302,6 +338,8 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	runDone := make(chan struct{})
+	defer close(runDone)
 	go func() {
 		for {
 			select {
@@ -314,6 +352,7 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 				}
 				log.Info("stopping: draining the buffer and flushing outputs", "signal", s.String())
 				cancel()
+				watchStop(io, log, *drain, sigs, runDone)
 				return
 			}
 		}
