@@ -114,6 +114,10 @@ type httpResponse struct {
 	Error   string            `json:"error,omitempty"`
 }
 
+// maxHTTPRequest bounds the request JSON a plugin hands the host (the
+// body is base64 in it); responses are read up to 1 MiB.
+const maxHTTPRequest = 16 << 20
+
 // httpCall serves eventpipe.http_request: the request JSON at req, the
 // response JSON written at resp (up to cap bytes). It returns the response
 // length, or minus the length needed when cap is too small.
@@ -127,6 +131,12 @@ func (p *Plugin) httpCall(ctx context.Context, m api.Module, reqPtr, reqLen, res
 			return -1
 		}
 		return int32(len(b))
+	}
+	if !p.allows("http") {
+		return write(httpResponse{Error: "the http capability is not granted"})
+	}
+	if reqLen > maxHTTPRequest {
+		return write(httpResponse{Error: fmt.Sprintf("request of %d bytes is over the limit of %d", reqLen, maxHTTPRequest)})
 	}
 	raw, ok := m.Memory().Read(reqPtr, reqLen)
 	if !ok {
@@ -142,7 +152,7 @@ func (p *Plugin) httpCall(ctx context.Context, m api.Module, reqPtr, reqLen, res
 	}
 	if !hostAllowed(u.Hostname(), p.spec.AllowedHosts) {
 		p.metrics.fail("host_denied")
-		p.spec.Logger.Warn("plugin asked for a host not in allowed_hosts", "plugin", p.spec.Name, "host", u.Hostname())
+		p.spec.Logger.Warn("plugin asked for a host not in allowed_hosts", "plugin", p.spec.Name, "host", pluginText([]byte(u.Hostname()), 256))
 		return write(httpResponse{Error: fmt.Sprintf("host %q is not in allowed_hosts", u.Hostname())})
 	}
 	body, err := base64.StdEncoding.DecodeString(req.Body)

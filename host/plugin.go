@@ -196,6 +196,14 @@ type Plugin struct {
 	ext      *extismPlugin // set for Extism plugins
 	client   *http.Client  // the http capability's, with the allowlist policy
 	closed   atomic.Bool
+	// checked is set once the manifest was checked against the grant:
+	// host functions serve nothing before.
+	checked atomic.Bool
+}
+
+// allows reports whether the plugin may use capability c now.
+func (p *Plugin) allows(c string) bool {
+	return p.checked.Load() && p.manifest.has(c) && p.granted(c)
 }
 
 // Load compiles and checks a plugin and starts its first instance; the
@@ -344,10 +352,12 @@ func (p *Plugin) checkImports() error {
 		switch mod {
 		case "wasi_snapshot_preview1":
 		case "eventpipe":
-			switch name {
-			case "log", "metric_add", "http_request":
-			default:
+			c, ok := importCapability[name]
+			if !ok {
 				return fmt.Errorf("imports unknown host function eventpipe.%s", name)
+			}
+			if !p.granted(c) {
+				return fmt.Errorf("imports eventpipe.%s, which needs capability %q; the pipeline does not grant it (capabilities: [%s])", name, c, strings.Join(p.spec.Capabilities, ", "))
 			}
 		default:
 			return fmt.Errorf("imports %s.%s, which the host does not provide", mod, name)
@@ -355,6 +365,9 @@ func (p *Plugin) checkImports() error {
 	}
 	return nil
 }
+
+// importCapability is the capability each host function needs.
+var importCapability = map[string]string{"log": "log", "metric_add": "metrics", "http_request": "http"}
 
 func (p *Plugin) granted(c string) bool {
 	for _, g := range p.spec.Capabilities {
@@ -370,21 +383,26 @@ func (p *Plugin) granted(c string) bool {
 func (p *Plugin) instantiateHostModule(ctx context.Context) error {
 	_, err := p.rt.NewHostModuleBuilder("eventpipe").
 		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level, ptr, n uint32) {
-		if !p.logLimit.Allow() {
+		// Nothing is done for a module before its manifest was checked
+		// against the pipeline's grant (a start function that logs).
+		if !p.allows("log") || !p.logLimit.Allow() {
 			p.metrics.logsDropped.Add(1)
 			return
 		}
-		msg, ok := m.Memory().Read(ptr, n)
-		if !ok {
+		if _, ok := m.Memory().Read(ptr, n); !ok {
 			return
 		}
+		msg, _ := m.Memory().Read(ptr, min(n, MaxLogText))
 		lv := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[min(level, 3)]
-		p.spec.Logger.Log(ctx, lv, string(msg), "plugin", p.spec.Name)
+		p.spec.Logger.Log(ctx, lv, pluginTextOf(msg, int(n), MaxLogText), "plugin", p.spec.Name)
 	}).Export("log").
 		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32, delta int64) {
+		if !p.allows("metrics") {
+			return
+		}
 		name, ok := m.Memory().Read(ptr, n)
-		if ok {
-			p.metrics.addCustom(string(name), delta)
+		if !ok || !validMetricName(name) || !p.metrics.addCustom(string(name), delta) {
+			p.metrics.fail("bad_metric")
 		}
 	}).Export("metric_add").
 		NewFunctionBuilder().WithFunc(p.httpCall).Export("http_request").
@@ -522,13 +540,13 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 		for _, f := range p.compiled.ImportedFunctions() {
 			mod, name, _ := f.Import()
 			if mod == "eventpipe" {
-				c := map[string]string{"log": "log", "metric_add": "metrics", "http_request": "http"}[name]
-				if !m.has(c) {
+				if c := importCapability[name]; !m.has(c) {
 					return bad("imports eventpipe.%s without declaring the %q capability", name, c)
 				}
 			}
 		}
 		p.manifest = m
+		p.checked.Store(true)
 		if p.spec.Name == "" && m.Name != "" {
 			p.spec.Name = m.Name
 		}
@@ -594,7 +612,7 @@ func (in *instance) lastError(ctx context.Context) string {
 	if !ok {
 		return "(eventpipe_error returned a pointer outside memory)"
 	}
-	return string(b)
+	return pluginTextOf(b[:min(len(b), MaxErrorText)], len(b), MaxErrorText)
 }
 
 // acquire takes an instance from the pool, starting one if the slot is empty.

@@ -47,10 +47,16 @@ func (m *Metrics) fail(kind string) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) addCustom(name string, d int64) {
+// addCustom adds to a plugin's own counter; a plugin has at most
+// MaxMetrics of them (false: a new name beyond that is refused).
+func (m *Metrics) addCustom(name string, d int64) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.custom[name]; !ok && len(m.custom) >= MaxMetrics {
+		return false
+	}
 	m.custom[name] += d
-	m.mu.Unlock()
+	return true
 }
 
 // Snapshot is a copy of a plugin's counters.
