@@ -100,23 +100,26 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 
 // decodeBatch reads a transform plugin's output: count records replacing
 // events in place. A record with an empty type drops its event (the
-// returned slice says which).
-func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
+// returned slice says which). The host-owned fields, id and sequence, keep
+// the host's values whatever the record says; rewrites counts the records
+// that tried. An event whose payload grew past maxSize (0: no bound) fails
+// the batch, as any malformed output does.
+func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize int) (rewrites int, err error) {
 	le := binary.LittleEndian
 	if len(src) < batchHeader || le.Uint32(src) != batchMagic {
-		return errors.New("output is not an EPB1 batch")
+		return 0, errors.New("output is not an EPB1 batch")
 	}
 	if n := int(le.Uint32(src[4:])); n != len(events) {
-		return fmt.Errorf("output has %d records for %d events", n, len(events))
+		return 0, fmt.Errorf("output has %d records for %d events", n, len(events))
 	}
 	o := batchHeader
 	for i := range events {
 		if len(src)-o < recordHeader {
-			return fmt.Errorf("record %d: truncated", i)
+			return rewrites, fmt.Errorf("record %d: truncated", i)
 		}
 		size := int(le.Uint32(src[o:]))
 		if size < recordHeader || size > len(src)-o {
-			return fmt.Errorf("record %d: bad size %d", i, size)
+			return rewrites, fmt.Errorf("record %d: bad size %d", i, size)
 		}
 		r := src[o : o+size]
 		var lens [7]int
@@ -126,7 +129,7 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
 			total += lens[k]
 		}
 		if total != size {
-			return fmt.Errorf("record %d: field lengths add up to %d, size says %d", i, total, size)
+			return rewrites, fmt.Errorf("record %d: field lengths add up to %d, size says %d", i, total, size)
 		}
 		if lens[0] == 0 {
 			dropped[i] = true
@@ -145,44 +148,48 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool) error {
 		// string allocates nothing.
 		if string(f[0]) != e.Type {
 			if !pipeline.ValidType(string(f[0])) {
-				return fmt.Errorf("record %d: invalid type %q", i, f[0])
+				return rewrites, fmt.Errorf("record %d: invalid type %q", i, pluginText(f[0], 256))
 			}
 			e.Type = string(f[0])
 		}
 		setIfChanged(&e.Source, f[1])
-		setIfChanged(&e.ID, f[2])
+		if string(f[2]) != e.ID || le.Uint64(r[12:]) != e.Sequence {
+			rewrites++ // host-owned: kept as they were
+		}
 		setIfChanged(&e.CorrelationID, f[3])
 		setIfChanged(&e.CausationID, f[4])
 		setIfChanged(&e.Language, f[5])
 		if t := int64(le.Uint64(r[4:])); t != abiTime(e.Time) {
 			e.Time = time.Unix(0, t).UTC() // the plugin changed it
 		}
-		e.Sequence = le.Uint64(r[12:])
 		if len(e.Tags) > 0 || len(f[6]) > 0 {
 			if string(f[6]) != string(tagsJSON(e.Tags)) {
 				e.Tags = nil
 				if len(f[6]) > 0 {
 					if err := json.Unmarshal(f[6], &e.Tags); err != nil {
-						return fmt.Errorf("record %d: tags: %v", i, err)
+						return rewrites, fmt.Errorf("record %d: tags: %v", i, err)
 					}
 				}
 			}
 		}
 		if string(data) != string(e.Data) {
 			if len(data) > 0 && !json.Valid(data) {
-				return fmt.Errorf("record %d: data is not JSON", i)
+				return rewrites, fmt.Errorf("record %d: data is not JSON", i)
 			}
 			e.Data = append(json.RawMessage(nil), data...)
 			if len(data) == 0 {
 				e.Data = nil
 			}
 		}
+		if maxSize > 0 && e.PayloadSize() > maxSize {
+			return rewrites, fmt.Errorf("record %d: event of %d bytes is over the maximum event size of %d", i, e.PayloadSize(), maxSize)
+		}
 		o += size
 	}
 	if o != len(src) {
-		return fmt.Errorf("output has %d trailing bytes", len(src)-o)
+		return rewrites, fmt.Errorf("output has %d trailing bytes", len(src)-o)
 	}
-	return nil
+	return rewrites, nil
 }
 
 func setIfChanged(dst *string, b []byte) {

@@ -170,9 +170,9 @@ func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
 				switch v {
 				case 0:
 				case 1:
-					b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+					b.Mark(i, pipeline.Drop, s.by, "dropped by plugin")
 				case 2:
-					b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, "refused by plugin")
+					b.Mark(i, pipeline.DeadLetter, s.by, "refused by plugin")
 				default:
 					return bad("verdict %d for event %d", v, k)
 				}
@@ -183,7 +183,7 @@ func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
 			}
 			b.Routes[i] = v
 			if v == 0 {
-				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "unrouted")
+				b.Mark(i, pipeline.Drop, s.by, "unrouted")
 			}
 		}
 	case KindTransform:
@@ -193,15 +193,20 @@ func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
 		}
 		for k, i := range s.kept {
 			if string(items[k]) == "null" {
-				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				b.Mark(i, pipeline.Drop, s.by, "dropped by plugin")
 				continue
 			}
-			ev, err := pipeline.Decode(items[k], pipeline.DecodeOptions{MaxSize: -1})
+			ev, err := pipeline.Decode(items[k], pipeline.DecodeOptions{MaxSize: s.spec.MaxEventSize})
 			if err != nil {
 				return bad("event %d: %v", k, err)
 			}
 			if ev.Time.IsZero() {
 				ev.Time = b.Events[i].Time
+			}
+			// id and sequence are the host's (sdk/ABI.md).
+			if ev.ID != b.Events[i].ID || ev.Sequence != b.Events[i].Sequence {
+				s.metrics.fail("host_field")
+				ev.ID, ev.Sequence = b.Events[i].ID, b.Events[i].Sequence
 			}
 			b.Events[i] = ev
 		}

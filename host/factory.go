@@ -41,7 +41,7 @@ func (h *Host) Factories() []component.Factory {
 // spec is the Spec of a plugin entry: paths resolved against the
 // configuration file, the environment and logger the process gives.
 func (h *Host) spec(set component.Settings, c *PluginConfig) Spec {
-	spec := Spec{PluginConfig: *c, Kind: set.Role, Getenv: set.Getenv, Logger: set.Logger}
+	spec := Spec{PluginConfig: *c, Kind: set.Role, Getenv: set.Getenv, Logger: set.Logger, MaxEventSize: set.MaxEventSize}
 	if set.Resolve != nil {
 		spec.Path = set.Resolve(c.Path)
 		spec.AllowedPaths = make([]string, len(c.AllowedPaths))

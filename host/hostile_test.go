@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eventpipe/eventpipe/host"
+	"github.com/eventpipe/eventpipe/pipeline"
 )
 
 // lockedBuffer is a log destination safe for the host's goroutines.
@@ -67,5 +68,25 @@ func TestUngrantedImportRefusedBeforeInstantiation(t *testing.T) {
 	}
 	if logs.String() != "" {
 		t.Errorf("the module ran: %s", logs.String())
+	}
+}
+
+// sequence and id belong to the host: a transform that rewrites them
+// leaves them as they were, and the attempt is counted.
+func TestHostOwnedFieldsKept(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/reseq.wasm"}, Kind: host.KindTransform})
+	evs := testEvents()
+	for i := range evs {
+		evs[i].Sequence, evs[i].ID = uint64(i+1), "id-"+evs[i].Type
+	}
+	b := runBatch(t, p.Stage(), evs)
+	for i := range b.Events {
+		if b.Events[i].Sequence != uint64(i+1) || b.Events[i].ID != evs[i].ID || b.Verdicts[i] != pipeline.Keep {
+			t.Errorf("event %d: sequence %d id %s verdict %v", i, b.Events[i].Sequence, b.Events[i].ID, b.Verdicts[i])
+		}
+	}
+	if got := p.Stats().Failures["host_field"]; got != uint64(len(evs)) {
+		t.Errorf("host_field rewrites counted %d, want %d", got, len(evs))
 	}
 }

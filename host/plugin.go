@@ -179,6 +179,9 @@ type Spec struct {
 	Getenv func(string) (string, bool)
 	// Logger receives the plugin's log lines (nil: the host's).
 	Logger *slog.Logger
+	// MaxEventSize bounds an event a transform returns (0: the default,
+	// pipeline.DefaultMaxEventSize; negative: no bound).
+	MaxEventSize int
 }
 
 // Plugin is a compiled, checked plugin with its pool of instances.
@@ -233,6 +236,9 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	if spec.Logger == nil {
 		spec.Logger = h.logger
+	}
+	if spec.MaxEventSize == 0 {
+		spec.MaxEventSize = pipeline.DefaultMaxEventSize
 	}
 	fail := func(format string, args ...any) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %s: "+format, append([]any{spec.Path}, args...)...)

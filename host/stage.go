@@ -41,9 +41,11 @@ func newMetrics() *Metrics {
 	return &Metrics{failures: map[string]uint64{}, custom: map[string]int64{}}
 }
 
-func (m *Metrics) fail(kind string) {
+func (m *Metrics) fail(kind string) { m.failN(kind, 1) }
+
+func (m *Metrics) failN(kind string, n uint64) {
 	m.mu.Lock()
-	m.failures[kind]++
+	m.failures[kind] += n
 	m.mu.Unlock()
 }
 
@@ -98,6 +100,7 @@ func (f *failure) Unwrap() error { return f.err }
 // without running, for 1s doubling up to 1m, until a run succeeds.
 type Stage struct {
 	*Plugin
+	by          string // "plugin:<name>", the stage in verdict reasons
 	mu          sync.Mutex
 	consecutive int
 	backoff     time.Duration
@@ -110,7 +113,7 @@ type Stage struct {
 }
 
 // Stage returns the plugin as a pipeline stage.
-func (p *Plugin) Stage() *Stage { return &Stage{Plugin: p} }
+func (p *Plugin) Stage() *Stage { return &Stage{Plugin: p, by: "plugin:" + p.spec.Name} }
 
 // Process runs the plugin on the batch's kept events (one call), or applies
 // the failure policy when it fails. It returns nil: a plugin failure is
@@ -186,9 +189,9 @@ func (s *Stage) apply(b *pipeline.Batch, f *failure) {
 		switch s.spec.OnError {
 		case "fail_open":
 		case "fail_closed":
-			b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, reason)
+			b.Mark(i, pipeline.Drop, s.by, reason)
 		default:
-			b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, reason)
+			b.Mark(i, pipeline.DeadLetter, s.by, reason)
 		}
 	}
 }
@@ -240,9 +243,9 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 			switch out[k] {
 			case 0:
 			case 1:
-				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				b.Mark(i, pipeline.Drop, s.by, "dropped by plugin")
 			case 2:
-				b.Mark(i, pipeline.DeadLetter, "plugin:"+s.spec.Name, "refused by plugin")
+				b.Mark(i, pipeline.DeadLetter, s.by, "refused by plugin")
 			default:
 				broken = true
 				return &failure{FailBadOutput, fmt.Errorf("verdict %d for event %d (want 0, 1 or 2)", out[k], k)}
@@ -262,18 +265,22 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 			}
 			b.Routes[i] = r
 			if r == 0 {
-				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "unrouted")
+				b.Mark(i, pipeline.Drop, s.by, "unrouted")
 			}
 		}
 	case KindTransform:
 		s.dropped = append(s.dropped[:0], make([]bool, n)...)
-		if err := decodeBatch(out, s.view, s.dropped); err != nil {
+		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize)
+		if rewrites > 0 {
+			s.metrics.failN("host_field", uint64(rewrites))
+		}
+		if err != nil {
 			broken = true
 			return &failure{FailBadOutput, err}
 		}
 		for k, i := range s.kept {
 			if s.dropped[k] {
-				b.Mark(i, pipeline.Drop, "plugin:"+s.spec.Name, "dropped by plugin")
+				b.Mark(i, pipeline.Drop, s.by, "dropped by plugin")
 				continue
 			}
 			if &b.Events[i] != &s.view[k] {

@@ -1,0 +1,44 @@
+package host
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+)
+
+// A transform's output is held to the host's rules record by record.
+func TestDecodeBatchHostRules(t *testing.T) {
+	orig := []pipeline.Event{{ID: "a", Type: "agent.step", Sequence: 7, Data: json.RawMessage(`{}`)}}
+	for _, tc := range []struct {
+		name     string
+		change   func(*pipeline.Event)
+		max      int
+		rewrites int
+		err      string
+	}{
+		{"unchanged", func(*pipeline.Event) {}, 1024, 0, ""},
+		{"sequence", func(e *pipeline.Event) { e.Sequence = 999 }, 1024, 1, ""},
+		{"id", func(e *pipeline.Event) { e.ID = "forged" }, 1024, 1, ""},
+		{"grown past the maximum", func(e *pipeline.Event) { e.Data = json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`) }, 1024, 0, "over the maximum event size of 1024"},
+		{"grown, no maximum", func(e *pipeline.Event) { e.Data = json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`) }, -1, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := []pipeline.Event{orig[0]}
+			tc.change(&out[0])
+			buf := make([]byte, encodedSize(out))
+			if err := encodeBatch(buf, out); err != nil {
+				t.Fatal(err)
+			}
+			evs := []pipeline.Event{orig[0]}
+			rw, err := decodeBatch(buf, evs, make([]bool, 1), tc.max)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+			if rw != tc.rewrites || evs[0].ID != "a" || evs[0].Sequence != 7 {
+				t.Errorf("rewrites %d, id %s, sequence %d", rw, evs[0].ID, evs[0].Sequence)
+			}
+		})
+	}
+}
