@@ -51,11 +51,13 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 	defer func() { e.release(ctx, in, broken) }()
 	cctx, cancel := context.WithTimeout(ctx, e.spec.Timeout)
 	defer cancel()
+	in.arm(e.batchFuel(len(events)), e.spec.Timeout)
+	defer e.disarm(in)
 	size := encodedSize(events)
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
-		return e.failed(classify(cctx, err))
+		return e.failed(e.classify(cctx, in, err))
 	}
 	if err := encodeBatch(view, events); err != nil {
 		return pipeline.Permanent(err)
@@ -63,7 +65,7 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
 	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
 		broken = true
-		return e.failed(classify(cctx, err))
+		return e.failed(e.classify(cctx, in, err))
 	}
 	res := int64(in.stack[0])
 	if res < 0 {
@@ -74,7 +76,7 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 		broken = true
 		return e.failed(&failure{FailBadOutput, errors.New("export output must be status:u32 then a message")})
 	}
-	status, msg := binary.LittleEndian.Uint32(out), string(out[4:])
+	status, msg := binary.LittleEndian.Uint32(out), pluginTextOf(out[4:min(len(out), 4+MaxErrorText)], len(out)-4, MaxErrorText)
 	switch status {
 	case 0:
 		e.metrics.EventsOut.Add(uint64(len(events)))

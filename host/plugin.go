@@ -84,7 +84,10 @@ const (
 	// DefaultLoadTimeout bounds starting an instance. A module that loops
 	// there is refused instead of hanging the run, `validate` or a reload.
 	DefaultLoadTimeout = 10 * time.Second
-	DefaultOnError     = "dead_letter"
+	// DefaultFuel and DefaultFuelPerEvent: see PluginConfig.Fuel.
+	DefaultFuel         = 100_000_000
+	DefaultFuelPerEvent = 10_000_000
+	DefaultOnError      = "dead_letter"
 )
 
 // Capabilities are the host functions a plugin may be granted.
@@ -98,6 +101,11 @@ type PluginConfig struct {
 	Config any    `yaml:"config"` // handed to eventpipe_init
 	// Timeout bounds one batch (default 1s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Fuel and FuelPerEvent bound the work of one batch: Fuel +
+	// FuelPerEvent × events units, one unit per function call and loop
+	// iteration. A batch that runs out traps (on_error applies).
+	Fuel         int64 `yaml:"fuel"`
+	FuelPerEvent int64 `yaml:"fuel_per_event"`
 	// LoadTimeout bounds starting an instance: the start function,
 	// _initialize, eventpipe_manifest and eventpipe_init (default 10s).
 	LoadTimeout time.Duration `yaml:"load_timeout"`
@@ -121,7 +129,8 @@ type PluginConfig struct {
 
 // NewPluginConfig returns a plugin entry with every default.
 func NewPluginConfig() *PluginConfig {
-	return &PluginConfig{Pool: DefaultPool, MaxMemory: DefaultMaxMemory, Timeout: DefaultTimeout, LoadTimeout: DefaultLoadTimeout, OnError: DefaultOnError}
+	return &PluginConfig{Pool: DefaultPool, MaxMemory: DefaultMaxMemory, Timeout: DefaultTimeout, LoadTimeout: DefaultLoadTimeout,
+		Fuel: DefaultFuel, FuelPerEvent: DefaultFuelPerEvent, OnError: DefaultOnError}
 }
 
 // Validate reports every problem at once, as *pipeline.FieldError.
@@ -151,6 +160,9 @@ func (c *PluginConfig) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		bad("timeout", "must be positive, got %v", c.Timeout)
+	}
+	if c.Fuel < 0 || c.FuelPerEvent < 0 {
+		bad("fuel", "fuel and fuel_per_event must not be negative")
 	}
 	if c.LoadTimeout < 0 {
 		bad("load_timeout", "must not be negative, got %v", c.LoadTimeout)
@@ -228,6 +240,9 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if spec.LoadTimeout <= 0 {
 		spec.LoadTimeout = def.LoadTimeout
 	}
+	if spec.Fuel == 0 && spec.FuelPerEvent == 0 {
+		spec.Fuel, spec.FuelPerEvent = def.Fuel, def.FuelPerEvent
+	}
 	if spec.OnError == "" {
 		spec.OnError = def.OnError
 	}
@@ -260,13 +275,23 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		}
 	}
 	if bin, err = preflight(bin); err != nil {
+		if errors.Is(err, errNotWasm) {
+			return fail("%w", err)
+		}
 		return fail("refused before decoding: %w", err)
 	}
+	raw := bin
+	if !spec.Trusted {
+		if bin, err = meter(bin); err != nil {
+			return fail("cannot meter the module: %w", err)
+		}
+	}
 	pages := uint32((spec.MaxMemory + 65535) / 65536)
+	// No termination checks: the fuel stops a metered module (fuel.go).
 	rtCfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(h.cache).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(!spec.Trusted)
+		WithCloseOnContextDone(false)
 	p := &Plugin{spec: spec, host: h, rt: wazero.NewRuntimeWithConfig(ctx, rtCfg),
 		logLimit: rate.NewLimiter(10, 10), metrics: newMetrics(),
 		client: policyClient(spec.AllowedHosts, spec.Timeout)}
@@ -284,7 +309,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		if spec.Kind == KindExport {
 			return fail("Extism export plugins are not supported: write the exporter to ABI v1")
 		}
-		if err := h.loadExtism(ctx, p, bin); err != nil {
+		if err := h.loadExtism(ctx, p, raw); err != nil {
 			return fail("%w", err)
 		}
 		ok = true
@@ -313,6 +338,21 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	ok = true
 	return p, nil
+}
+
+// batchFuel is the fuel of a batch of n events.
+func (p *Plugin) batchFuel(n int) uint64 {
+	f := uint64(p.spec.Fuel) + uint64(p.spec.FuelPerEvent)*uint64(n)
+	return min(f, 1<<62)
+}
+
+// deadlineOf is ctx's deadline (newInstance always sets one).
+func deadlineOf(ctx context.Context) time.Time {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Now().Add(DefaultLoadTimeout)
+	}
+	return d
 }
 
 // readAtMost reads a file, failing if it holds more than limit bytes (it
@@ -454,6 +494,46 @@ type instance struct {
 	process api.Function
 	errFn   api.Function
 	stack   [2]uint64
+	fuel    api.MutableGlobal // nil for a trusted module
+	// The watchdog of the call in progress: it empties the tank when the
+	// call's time is up; fired says it did.
+	watch   *time.Timer
+	watched chan struct{}
+	armed   bool
+	fired   bool
+	budget  uint64
+}
+
+// arm fills the tank with budget units and starts the watchdog.
+func (in *instance) arm(budget uint64, timeout time.Duration) {
+	if in.fuel == nil {
+		return
+	}
+	in.fuel.Set(budget)
+	in.budget, in.armed, in.fired = budget, true, false
+	done := make(chan struct{})
+	in.watched = done
+	in.watch = time.AfterFunc(timeout, func() {
+		in.fuel.Set(0)
+		close(done)
+	})
+}
+
+// disarm stops the watchdog and returns what is left in the tank (below
+// zero: the module ran out and trapped) and whether the watchdog fired.
+func (in *instance) disarm() (left int64, fired bool) {
+	if in.fuel == nil {
+		return 0, false
+	}
+	if !in.armed {
+		return int64(in.fuel.Get()), in.fired
+	}
+	in.armed = false
+	if !in.watch.Stop() {
+		<-in.watched // it fired: wait until it has emptied the tank
+		in.fired = true
+	}
+	return int64(in.fuel.Get()), in.fired
 }
 
 // newInstance starts an instance within the load timeout. A checked module is
@@ -492,6 +572,13 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 	bad := func(format string, args ...any) (*instance, error) {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf(format, args...)
+	}
+	if g, ok := mod.ExportedGlobal(FuelExport).(api.MutableGlobal); ok && !p.spec.Trusted {
+		in.fuel = g
+		// The rest of the load runs on LoadFuel, and stops when the load
+		// timeout passes.
+		in.arm(LoadFuel, time.Until(deadlineOf(ctx)))
+		defer in.disarm()
 	}
 	if in.mem == nil {
 		return bad("exports no memory")

@@ -25,7 +25,10 @@ const (
 	MaxTableElements = 1 << 20
 )
 
-var errTruncated = errors.New("truncated")
+var (
+	errTruncated = errors.New("truncated")
+	errNotWasm   = errors.New("not a valid wasm module")
+)
 
 type reader struct {
 	b   []byte
@@ -59,6 +62,23 @@ func (r *reader) u32() (uint32, error) {
 	return 0, errors.New("LEB128 value over 5 bytes")
 }
 
+// u64 reads an unsigned or signed LEB128 of up to 10 bytes (its value is
+// only skipped or used as an index).
+func (r *reader) u64() (uint64, error) {
+	var v uint64
+	for shift := 0; shift < 70; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, errors.New("LEB128 value over 10 bytes")
+}
+
 func (r *reader) left() int { return len(r.b) - r.off }
 
 // preflight checks bin and returns it, or a copy with its table section
@@ -68,10 +88,10 @@ func preflight(bin []byte) ([]byte, error) {
 		return nil, fmt.Errorf("module is %d bytes, over the limit of %d", len(bin), MaxModuleBytes)
 	}
 	if len(bin) < 8 || !bytes.Equal(bin[:4], []byte("\x00asm")) {
-		return nil, errors.New("not a valid wasm module: no \\0asm header")
+		return nil, fmt.Errorf("%w: no \\0asm header", errNotWasm)
 	}
 	if !bytes.Equal(bin[4:8], []byte{1, 0, 0, 0}) {
-		return nil, errors.New("not a valid wasm module: not version 1")
+		return nil, fmt.Errorf("%w: not version 1", errNotWasm)
 	}
 	r := &reader{b: bin, off: 8}
 	out := bin

@@ -18,6 +18,7 @@ import (
 const (
 	FailTrap      = "trap"
 	FailTimeout   = "timeout"
+	FailFuel      = "fuel" // the batch used up its fuel
 	FailBadOutput = "bad_output"
 	FailError     = "error" // the plugin returned an error code
 	FailStart     = "start" // a fresh instance would not start
@@ -30,6 +31,7 @@ type Metrics struct {
 	EventsIn    atomic.Uint64
 	EventsOut   atomic.Uint64 // kept after the plugin
 	Nanos       atomic.Uint64 // time spent in batches
+	FuelUsed    atomic.Uint64 // fuel units metered modules used
 	restarts    atomic.Uint64
 	logsDropped atomic.Uint64
 	mu          sync.Mutex
@@ -63,17 +65,17 @@ func (m *Metrics) addCustom(name string, d int64) bool {
 
 // Snapshot is a copy of a plugin's counters.
 type Snapshot struct {
-	Batches, EventsIn, EventsOut, Restarts, LogsDropped uint64
-	Time                                                time.Duration
-	Failures                                            map[string]uint64
-	Custom                                              map[string]int64
+	Batches, EventsIn, EventsOut, Restarts, LogsDropped, FuelUsed uint64
+	Time                                                          time.Duration
+	Failures                                                      map[string]uint64
+	Custom                                                        map[string]int64
 }
 
 // Stats returns the plugin's counters.
 func (p *Plugin) Stats() Snapshot {
 	m := p.metrics
 	s := Snapshot{Batches: m.Batches.Load(), EventsIn: m.EventsIn.Load(), EventsOut: m.EventsOut.Load(),
-		Restarts: m.restarts.Load(), LogsDropped: m.logsDropped.Load(), Time: time.Duration(m.Nanos.Load()),
+		Restarts: m.restarts.Load(), LogsDropped: m.logsDropped.Load(), FuelUsed: m.FuelUsed.Load(), Time: time.Duration(m.Nanos.Load()),
 		Failures: map[string]uint64{}, Custom: map[string]int64{}}
 	m.mu.Lock()
 	for k, v := range m.failures {
@@ -209,11 +211,13 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	defer func() { s.release(ctx, in, broken) }()
 	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
 	defer cancel()
+	in.arm(s.batchFuel(len(s.view)), s.spec.Timeout)
+	defer s.disarm(in)
 	size := encodedSize(s.view)
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
-		return classify(cctx, err)
+		return s.classify(cctx, in, err)
 	}
 	if err := encodeBatch(view, s.view); err != nil {
 		return &failure{FailError, err}
@@ -221,7 +225,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
 	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
 		broken = true
-		return classify(cctx, err)
+		return s.classify(cctx, in, err)
 	}
 	res := int64(in.stack[0])
 	if res < 0 {
@@ -289,6 +293,27 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	return nil
+}
+
+// disarm stops the instance's watchdog and counts the fuel the call used.
+func (p *Plugin) disarm(in *instance) (left int64, fired bool) {
+	budget := in.budget
+	left, fired = in.disarm()
+	if in.fuel != nil {
+		p.metrics.FuelUsed.Add(uint64(int64(budget) - max(left, 0)))
+	}
+	return left, fired
+}
+
+// classify names a call failure: a timeout (the watchdog emptied the
+// tank, or a trusted module's context ended), fuel run out, or a trap.
+func (p *Plugin) classify(ctx context.Context, in *instance, err error) error {
+	if left, fired := p.disarm(in); fired {
+		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout of %s", p.spec.Timeout)}
+	} else if in.fuel != nil && left < 0 {
+		return &failure{FailFuel, fmt.Errorf("ran out of fuel (%d units for the batch)", in.budget)}
+	}
+	return classify(ctx, err)
 }
 
 // classify names a call failure: a timeout (the instance was closed when
