@@ -10,8 +10,9 @@ import (
 // compiled code at every loop header (~20 ns per iteration: byte loops run
 // 5-8x slower). Instead, the host rewrites the module when it loads it, as
 // paritytech's wasm-instrument and NEAR do: a mutable i64 global, the
-// fuel, is charged one unit at every function entry and every loop
-// header, and the code traps (unreachable) once it is below zero. The
+// fuel, is charged one unit at every loop header and at the entry of
+// every function that loops or calls (one that does neither ends by
+// itself), and the code traps (unreachable) once it is below zero. The
 // host fills the tank before each call (fuel per batch, scaled by its
 // events); a watchdog empties it when the batch's timeout passes, so a
 // wall-clock limit costs nothing until it fires. The rewrite keeps every
@@ -268,7 +269,14 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 			}
 		}
 		fn = append(fn, f.b[:f.off]...)
-		fn = append(fn, check...)
+		code := f.off
+		// A function that neither loops nor calls ends by itself: its
+		// entry needs no charge (leaf helpers called per byte stay fast).
+		if needs, err := loopsOrCalls(&reader{b: f.b, off: code}); err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		} else if needs {
+			fn = append(fn, check...)
+		}
 		for f.left() > 0 {
 			start := f.off
 			op, err := f.byte()
@@ -290,6 +298,24 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 		return nil, errors.New("bytes after the last function")
 	}
 	return out, nil
+}
+
+// loopsOrCalls reports whether the code r holds has a loop or a call.
+func loopsOrCalls(r *reader) (bool, error) {
+	for r.left() > 0 {
+		op, err := r.byte()
+		if err != nil {
+			return false, err
+		}
+		switch op {
+		case 0x03, 0x10, 0x11, 0x12, 0x13: // loop, call, call_indirect, return_call(_indirect)
+			return true, nil
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 var errOpcode = errors.New("opcode the host does not know")
