@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Fuel metering. wazero stops a call when its context ends only if the
@@ -96,7 +97,8 @@ func meter(bin []byte) ([]byte, error) {
 		return nil, fmt.Errorf("export section: %w", err)
 	}
 
-	out := append([]byte(nil), bin[:8]...)
+	out := make([]byte, 0, len(bin)+len(bin)/4+64)
+	out = append(out, bin[:8]...)
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
 		out = append(out, uleb(uint32(len(body)))...)
@@ -242,8 +244,10 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := uleb(count)
-	var fn []byte
+	// Each body's size is written as a 5-byte LEB128 (the format allows
+	// padding), so bodies are written in place, without a second copy.
+	out := make([]byte, 0, len(body)+len(body)/4+64)
+	out = append(out, uleb(count)...)
 	for i := range count {
 		size, err := r.u32()
 		if err != nil {
@@ -254,7 +258,9 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 		}
 		f := &reader{b: r.b[r.off : r.off+int(size)]}
 		r.off += int(size)
-		fn = fn[:0]
+		sizeAt := len(out)
+		out = append(out, 0x80, 0x80, 0x80, 0x80, 0x00)
+		fn := out
 		// Locals are copied as they are.
 		groups, err := f.u32()
 		if err != nil {
@@ -269,30 +275,39 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 			}
 		}
 		fn = append(fn, f.b[:f.off]...)
-		code := f.off
 		// A function that neither loops nor calls ends by itself: its
 		// entry needs no charge (leaf helpers called per byte stay fast).
-		if needs, err := loopsOrCalls(&reader{b: f.b, off: code}); err != nil {
-			return nil, fmt.Errorf("function %d: %w", i, err)
-		} else if needs {
-			fn = append(fn, check...)
-		}
+		// Whether it does is known at its end; the check is then
+		// inserted at its entry.
+		entry, needs := len(fn), false
 		for f.left() > 0 {
 			start := f.off
-			op, err := f.byte()
-			if err != nil {
-				return nil, err
-			}
+			op := f.b[f.off]
+			f.off++
 			if err := skipImmediates(f, op); err != nil {
 				return nil, fmt.Errorf("function %d, offset %d, opcode %#x: %w", i, start, op, err)
 			}
 			fn = append(fn, f.b[start:f.off]...)
-			if op == 0x03 { // loop: charge every iteration
+			switch op {
+			case 0x03: // loop: charge every iteration
 				fn = append(fn, check...)
+				needs = true
+			case 0x10, 0x11, 0x12, 0x13: // calls
+				needs = true
 			}
 		}
-		out = append(out, uleb(uint32(len(fn)))...)
-		out = append(out, fn...)
+		if needs {
+			fn = slices.Insert(fn, entry, check...)
+		}
+		out = fn
+		n := uint32(len(out) - sizeAt - 5)
+		for k := range 5 {
+			b := byte(n>>(7*k)) & 0x7f
+			if k < 4 {
+				b |= 0x80
+			}
+			out[sizeAt+k] = b
+		}
 	}
 	if r.left() != 0 {
 		return nil, errors.New("bytes after the last function")
@@ -300,146 +315,107 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-// loopsOrCalls reports whether the code r holds has a loop or a call.
-func loopsOrCalls(r *reader) (bool, error) {
-	for r.left() > 0 {
-		op, err := r.byte()
-		if err != nil {
-			return false, err
-		}
-		switch op {
-		case 0x03, 0x10, 0x11, 0x12, 0x13: // loop, call, call_indirect, return_call(_indirect)
-			return true, nil
-		}
-		if err := skipImmediates(r, op); err != nil {
-			return false, err
-		}
-	}
-	return false, nil
-}
-
 var errOpcode = errors.New("opcode the host does not know")
 
-// skipImmediates moves past the immediates of opcode op.
+// skipImmediates moves past the immediates of opcode op. Written without
+// closures: it runs for every instruction of every module loaded.
 func skipImmediates(r *reader, op byte) error {
-	var err error
-	u32 := func() {
-		if err == nil {
-			_, err = r.u32()
-		}
-	}
-	u64 := func() {
-		if err == nil {
-			_, err = r.u64()
-		}
-	}
-	bytes := func(n int) {
-		if err == nil {
-			if r.left() < n {
-				err = errTruncated
-			} else {
-				r.off += n
-			}
-		}
-	}
-	memarg := func() {
-		var align uint32
-		if err == nil {
-			align, err = r.u32()
-		}
-		if align&0x40 != 0 { // multi-memory: a memory index follows
-			u32()
-		}
-		u64()
-	}
 	switch {
+	case op >= 0x20 && op <= 0x26 || op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 ||
+		op == 0x3f || op == 0x40 || op == 0xd2 || op == 0x41 || op == 0x42:
+		// locals, globals, table.get/set, br, br_if, call, return_call,
+		// memory.size/grow, ref.func, i32/i64.const: one LEB128
+		return r.skipLEB()
+	case op >= 0x28 && op <= 0x3e: // loads, stores
+		return r.skipMemarg()
+	case op >= 0x45 && op <= 0xc4 || op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f ||
+		op == 0x1a || op == 0x1b || op == 0xd1:
+		return nil // no immediates
 	case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if: block type
-		var b byte
-		if b, err = r.byte(); err == nil && b != 0x40 && (b < 0x6f || b > 0x7f) {
-			r.off--
-			u64() // a type index, as s33
+		b, err := r.byte()
+		if err != nil {
+			return err
 		}
-	case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12: // br, br_if, call, return_call
-		u32()
+		if b != 0x40 && (b < 0x6f || b > 0x7f) {
+			r.off--
+			return r.skipLEB() // a type index, as s33
+		}
+		return nil
 	case op == 0x0e: // br_table
-		var n uint32
-		if n, err = r.u32(); err == nil {
-			for range n + 1 {
-				u32()
+		n, err := r.u32()
+		if err != nil {
+			return err
+		}
+		for range uint64(n) + 1 {
+			if err := r.skipLEB(); err != nil {
+				return err
 			}
 		}
+		return nil
 	case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
-		u32()
-		u32()
-	case op == 0x1c: // select t*
-		var n uint32
-		if n, err = r.u32(); err == nil {
-			bytes(int(n))
+		if err := r.skipLEB(); err != nil {
+			return err
 		}
-	case op >= 0x20 && op <= 0x26: // locals, globals, table.get/set
-		u32()
-	case op >= 0x28 && op <= 0x3e: // loads, stores
-		memarg()
-	case op == 0x3f || op == 0x40: // memory.size, memory.grow
-		u32()
-	case op == 0x41 || op == 0x42: // i32.const, i64.const
-		u64()
+		return r.skipLEB()
+	case op == 0x1c: // select t*
+		n, err := r.u32()
+		if err != nil {
+			return err
+		}
+		return r.skip(int(n))
 	case op == 0x43:
-		bytes(4)
+		return r.skip(4)
 	case op == 0x44:
-		bytes(8)
+		return r.skip(8)
 	case op == 0xd0: // ref.null t
-		bytes(1)
-	case op == 0xd2: // ref.func
-		u32()
+		return r.skip(1)
 	case op == 0xfc:
-		var sub uint32
-		if sub, err = r.u32(); err != nil {
+		sub, err := r.u32()
+		if err != nil {
 			return err
 		}
 		switch {
 		case sub <= 7: // trunc_sat
+			return nil
 		case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
-			u32()
-			u32()
+			if err := r.skipLEB(); err != nil {
+				return err
+			}
+			return r.skipLEB()
 		case sub <= 17:
-			u32()
-		default:
-			return errOpcode
+			return r.skipLEB()
 		}
-	case op == 0xfd:
-		var sub uint32
-		if sub, err = r.u32(); err != nil {
+		return errOpcode
+	case op == 0xfd: // SIMD
+		sub, err := r.u32()
+		if err != nil {
 			return err
 		}
 		switch {
 		case sub <= 11 || sub == 92 || sub == 93: // loads, stores
-			memarg()
+			return r.skipMemarg()
 		case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
-			bytes(16)
+			return r.skip(16)
 		case sub >= 21 && sub <= 34: // extract, replace lane
-			bytes(1)
+			return r.skip(1)
 		case sub >= 84 && sub <= 91: // load/store lane
-			memarg()
-			bytes(1)
+			if err := r.skipMemarg(); err != nil {
+				return err
+			}
+			return r.skip(1)
 		}
+		return nil
 	case op == 0xfe: // atomics
-		var sub uint32
-		if sub, err = r.u32(); err != nil {
+		sub, err := r.u32()
+		if err != nil {
 			return err
 		}
 		if sub == 3 {
-			bytes(1)
-		} else {
-			memarg()
+			return r.skip(1)
 		}
-	case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b ||
-		op >= 0x45 && op <= 0xc4 || op == 0xd1:
-		// no immediates
-	default:
-		return errOpcode
+		return r.skipMemarg()
 	}
-	return err
+	return errOpcode
 }
 
 // sleb64 encodes v as a signed LEB128.

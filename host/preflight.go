@@ -79,6 +79,44 @@ func (r *reader) u64() (uint64, error) {
 	return 0, errors.New("LEB128 value over 10 bytes")
 }
 
+// skipLEB moves past a LEB128 of up to 10 bytes.
+func (r *reader) skipLEB() error {
+	for k := 0; k < 10; k++ {
+		if r.off >= len(r.b) {
+			return errTruncated
+		}
+		c := r.b[r.off]
+		r.off++
+		if c&0x80 == 0 {
+			return nil
+		}
+	}
+	return errors.New("LEB128 value over 10 bytes")
+}
+
+// skipMemarg moves past a memory argument: alignment (with a memory index
+// after it when bit 6 is set) and offset.
+func (r *reader) skipMemarg() error {
+	align, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if align&0x40 != 0 {
+		if err := r.skipLEB(); err != nil {
+			return err
+		}
+	}
+	return r.skipLEB()
+}
+
+func (r *reader) skip(n int) error {
+	if n < 0 || r.left() < n {
+		return errTruncated
+	}
+	r.off += n
+	return nil
+}
+
 func (r *reader) left() int { return len(r.b) - r.off }
 
 // preflight checks bin and returns it, or a copy with its table section
