@@ -84,14 +84,21 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 		le.PutUint64(r[20:], uint64(lt)|uint64(ls)<<16|uint64(li)<<32|uint64(lc)<<48)
 		le.PutUint64(r[28:], uint64(lz)|uint64(ll)<<16|uint64(lg)<<32)
 		le.PutUint32(r[36:], uint32(len(e.Data)))
+		// Empty fields (most of the optional ones) cost no copy call.
 		p := recordHeader
 		p += copy(r[p:], e.Type)
-		p += copy(r[p:], e.Source)
-		p += copy(r[p:], e.ID)
-		p += copy(r[p:], e.CorrelationID)
-		p += copy(r[p:], e.CausationID)
-		p += copy(r[p:], e.Language)
-		p += copy(r[p:], tags)
+		if ls > 0 {
+			p += copy(r[p:], e.Source)
+		}
+		if li > 0 {
+			p += copy(r[p:], e.ID)
+		}
+		if lc|lz|ll|lg != 0 {
+			p += copy(r[p:], e.CorrelationID)
+			p += copy(r[p:], e.CausationID)
+			p += copy(r[p:], e.Language)
+			p += copy(r[p:], tags)
+		}
 		copy(r[p:], e.Data)
 		o += size
 	}

@@ -3,7 +3,6 @@ package host
 import (
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // Fuel metering. wazero stops a call when its context ends only if the
@@ -35,7 +34,34 @@ const LoadFuel = 1_000_000_000
 // section ids in the order the binary format requires.
 var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
 
-// meter returns bin with fuel metering injected.
+// StopExport is the name of the i32 global the watchdog sets to stop a
+// metered module: every loop header reads it.
+const StopExport = "__eventpipe_stop"
+
+// StackExport is the name of the global that counts the stack a metered
+// module's calls in progress may use, in 8-byte words.
+const StackExport = "__eventpipe_stack"
+
+// MaxStackWords bounds the stack of a metered module's calls in progress
+// (wazero's own ceiling is 400 MB per instance). A function that calls
+// others is charged, on entry, its parameters and locals, an upper bound
+// of its operand stack (its code size) and 16 words of frame, and
+// refunded on exit; a call that would pass the bound traps. Functions that
+// call nothing are not charged: they add one bounded frame at most.
+const MaxStackWords = 8 << 20 // 64 MiB
+
+// funcType is a function type's parameters and results.
+type funcType struct{ params, results []byte }
+
+// moduleInfo is what metering needs to know of a module.
+type moduleInfo struct {
+	types           []funcType
+	funcTypes       []uint32 // type index of each function declared in the code section
+	importedGlobals uint32
+	declaredGlobals uint32
+}
+
+// meter returns bin with fuel metering and the stack bound injected.
 func meter(bin []byte) ([]byte, error) {
 	type sec struct {
 		id   byte
@@ -58,43 +84,62 @@ func meter(bin []byte) ([]byte, error) {
 		secs = append(secs, sec{id, r.b[r.off : r.off+int(size)]})
 		r.off += int(size)
 	}
-	// The fuel global's index: after the imported and declared globals.
-	var importedGlobals, declaredGlobals uint32
-	var exports, globals []byte
-	haveGlobals, haveExports := false, false
+	var info moduleInfo
+	var types, exports, globals []byte
+	haveTypes, haveGlobals, haveExports := false, false, false
 	for _, s := range secs {
+		var err error
 		switch s.id {
+		case 1:
+			haveTypes, types = true, s.body
+			info.types, err = parseTypes(s.body)
 		case 2:
-			n, err := countImportedGlobals(s.body)
-			if err != nil {
-				return nil, fmt.Errorf("import section: %w", err)
-			}
-			importedGlobals = n
+			info.importedGlobals, err = countImportedGlobals(s.body)
+		case 3:
+			info.funcTypes, err = parseFunctions(s.body)
 		case 6:
-			haveGlobals = true
-			globals = s.body
-			n, err := (&reader{b: s.body}).u32()
-			if err != nil {
-				return nil, err
-			}
-			declaredGlobals = n
+			haveGlobals, globals = true, s.body
+			info.declaredGlobals, err = (&reader{b: s.body}).u32()
 		case 7:
-			haveExports = true
-			exports = s.body
+			haveExports, exports = true, s.body
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
 	}
-	fuel := importedGlobals + declaredGlobals
-	check := fuelCheck(fuel)
+	fuel := info.importedGlobals + info.declaredGlobals
+	stack, stop := fuel+1, fuel+2
+	m := &meterer{info: &info, fuel: fuel, stack: stack, stop: stop}
 
-	newGlobals, err := appendItem(globals, haveGlobals, append([]byte{0x7e, 0x01, 0x42}, append(sleb64(LoadFuel), 0x0b)...))
+	newGlobals, err := appendItems(globals, haveGlobals,
+		append([]byte{0x7e, 0x01, 0x42}, append(sleb64(LoadFuel), 0x0b)...),
+		[]byte{0x7e, 0x01, 0x42, 0x00, 0x0b},
+		[]byte{0x7f, 0x01, 0x41, 0x00, 0x0b})
 	if err != nil {
 		return nil, fmt.Errorf("global section: %w", err)
 	}
-	exp := append(uleb(uint32(len(FuelExport))), FuelExport...)
-	exp = append(append(exp, 0x03), uleb(fuel)...)
-	newExports, err := appendItem(exports, haveExports, exp)
+	export := func(name string, g uint32) []byte {
+		e := append(uleb(uint32(len(name))), name...)
+		return append(append(e, 0x03), uleb(g)...)
+	}
+	newExports, err := appendItems(exports, haveExports, export(FuelExport, fuel), export(StackExport, stack), export(StopExport, stop))
 	if err != nil {
 		return nil, fmt.Errorf("export section: %w", err)
+	}
+	var code []byte
+	for _, s := range secs {
+		if s.id == 10 {
+			if code, err = m.code(s.body); err != nil {
+				return nil, fmt.Errorf("code section: %w", err)
+			}
+		}
+	}
+	// Types the function wrappers need (several results) come last.
+	newTypes := types
+	if len(m.newTypes) > 0 {
+		if newTypes, err = appendItems(types, haveTypes, m.newTypes...); err != nil {
+			return nil, fmt.Errorf("type section: %w", err)
+		}
 	}
 
 	out := make([]byte, 0, len(bin)+len(bin)/4+64)
@@ -104,15 +149,13 @@ func meter(bin []byte) ([]byte, error) {
 		out = append(out, uleb(uint32(len(body)))...)
 		out = append(out, body...)
 	}
-	placedG, placedE := false, false
+	placed := map[byte]bool{}
 	place := func(rank int) {
-		if !placedG && rank > sectionOrder[6] {
-			emit(6, newGlobals)
-			placedG = true
-		}
-		if !placedE && rank > sectionOrder[7] {
-			emit(7, newExports)
-			placedE = true
+		for _, id := range []byte{1, 6, 7} {
+			if !placed[id] && rank > sectionOrder[id] && (id != 1 || len(m.newTypes) > 0) {
+				emit(id, map[byte][]byte{1: newTypes, 6: newGlobals, 7: newExports}[id])
+				placed[id] = true
+			}
 		}
 	}
 	for _, s := range secs {
@@ -120,27 +163,25 @@ func meter(bin []byte) ([]byte, error) {
 			place(sectionOrder[s.id])
 		}
 		switch s.id {
+		case 1:
+			emit(1, newTypes)
 		case 6:
 			emit(6, newGlobals)
-			placedG = true
 		case 7:
 			emit(7, newExports)
-			placedE = true
 		case 10:
-			code, err := meterCode(s.body, check)
-			if err != nil {
-				return nil, fmt.Errorf("code section: %w", err)
-			}
 			emit(10, code)
 		default:
 			emit(s.id, s.body)
 		}
+		placed[s.id] = true
 	}
 	place(len(sectionOrder) + 1) // at the end, if not placed yet
 	return out, nil
 }
 
-// fuelCheck is the injected sequence for fuel global g.
+// fuelCheck is the entry check of a function that calls but does not
+// loop: it charges the fuel global g directly.
 func fuelCheck(g uint32) []byte {
 	gi := uleb(g)
 	var c []byte
@@ -151,6 +192,84 @@ func fuelCheck(g uint32) []byte {
 	c = append(c, 0x42, 0x00, 0x53)    // i64.const 0; i64.lt_s
 	c = append(c, 0x04, 0x40, 0x00, 0x0b)
 	return c
+}
+
+// stackEnter charges cost words to stack global g and traps past the
+// bound; stackLeave refunds them.
+func stackEnter(g uint32, cost int64) []byte {
+	gi := uleb(g)
+	var c []byte
+	c = append(append(c, 0x23), gi...)                    // global.get
+	c = append(append(c, 0x42), sleb64(cost)...)          // i64.const cost
+	c = append(c, 0x7c)                                   // i64.add
+	c = append(append(c, 0x24), gi...)                    // global.set
+	c = append(append(c, 0x23), gi...)                    // global.get
+	c = append(append(c, 0x42), sleb64(MaxStackWords)...) // i64.const bound
+	c = append(c, 0x56)                                   // i64.gt_u
+	return append(c, 0x04, 0x40, 0x00, 0x0b)              // if unreachable end
+}
+
+func stackLeave(g uint32, cost int64) []byte {
+	gi := uleb(g)
+	var c []byte
+	c = append(append(c, 0x23), gi...)
+	c = append(append(c, 0x42), sleb64(cost)...)
+	c = append(c, 0x7d) // i64.sub
+	return append(append(c, 0x24), gi...)
+}
+
+func parseTypes(body []byte) ([]funcType, error) {
+	r := &reader{b: body}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	types := make([]funcType, 0, n)
+	vec := func() ([]byte, error) {
+		k, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if int(k) > r.left() {
+			return nil, errTruncated
+		}
+		v := r.b[r.off : r.off+int(k)]
+		r.off += int(k)
+		return v, nil
+	}
+	for range n {
+		form, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		if form != 0x60 {
+			return nil, fmt.Errorf("type form %#x not supported", form)
+		}
+		var t funcType
+		if t.params, err = vec(); err != nil {
+			return nil, err
+		}
+		if t.results, err = vec(); err != nil {
+			return nil, err
+		}
+		types = append(types, t)
+	}
+	return types, nil
+}
+
+func parseFunctions(body []byte) ([]uint32, error) {
+	r := &reader{b: body}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	fs := make([]uint32, n)
+	for i := range fs {
+		if fs[i], err = r.u32(); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
 }
 
 func countImportedGlobals(body []byte) (uint32, error) {
@@ -165,11 +284,7 @@ func countImportedGlobals(body []byte) (uint32, error) {
 		if err != nil {
 			return err
 		}
-		if int(l) > r.left() {
-			return errTruncated
-		}
-		r.off += int(l)
-		return nil
+		return r.skip(int(l))
 	}
 	for range n {
 		if err := skipName(); err != nil {
@@ -220,29 +335,103 @@ func skipLimits(r *reader) error {
 	return err
 }
 
-// appendItem adds one item to a vector section's body (a new section when
+// appendItems adds items to a vector section's body (a new section when
 // there was none).
-func appendItem(body []byte, have bool, item []byte) ([]byte, error) {
-	if !have {
-		return append([]byte{1}, item...), nil
+func appendItems(body []byte, have bool, items ...[]byte) ([]byte, error) {
+	var n uint32
+	rest := []byte(nil)
+	if have {
+		r := &reader{b: body}
+		var err error
+		if n, err = r.u32(); err != nil {
+			return nil, err
+		}
+		rest = body[r.off:]
 	}
-	r := &reader{b: body}
-	n, err := r.u32()
-	if err != nil {
-		return nil, err
+	out := append(uleb(n+uint32(len(items))), rest...)
+	for _, it := range items {
+		out = append(out, it...)
 	}
-	out := uleb(n + 1)
-	out = append(out, body[r.off:]...)
-	return append(out, item...), nil
+	return out, nil
 }
 
-// meterCode injects the check at the entry of every function body and
-// after every loop header.
-func meterCode(body []byte, check []byte) ([]byte, error) {
+// meterer rewrites function bodies.
+type meterer struct {
+	info              *moduleInfo
+	fuel, stack, stop uint32   // the globals
+	newTypes          [][]byte // types added for wrappers of multi-result functions
+}
+
+// localCheck charges one unit to the function's fuel local l and traps,
+// after writing it back, when it is spent or the watchdog said stop. The
+// fuel lives in a local (a register) inside a function, so a loop does not
+// wait on a store and load of the global every iteration; the stop flag is
+// only read.
+func (m *meterer) localCheck(l uint32) []byte {
+	li := uleb(l)
+	var c []byte
+	c = append(append(c, 0x20), li...)           // local.get F
+	c = append(c, 0x42, 0x01, 0x7d)              // i64.const 1; i64.sub
+	c = append(append(c, 0x22), li...)           // local.tee F
+	c = append(c, 0x42, 0x00, 0x53)              // i64.const 0; i64.lt_s
+	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
+	c = append(c, 0x72)                          // i32.or
+	c = append(c, 0x04, 0x40)                    // if
+	c = append(c, m.store(l)...)                 //   write the fuel back
+	return append(c, 0x00, 0x0b)                 //   unreachable end
+}
+
+// load copies the fuel global into local l; store writes it back.
+func (m *meterer) load(l uint32) []byte {
+	return append(append(append([]byte{0x23}, uleb(m.fuel)...), 0x21), uleb(l)...)
+}
+
+func (m *meterer) store(l uint32) []byte {
+	return append(append(append([]byte{0x20}, uleb(l)...), 0x24), uleb(m.fuel)...)
+}
+
+// blockType is the block type of a wrapper around a body of type t.
+func (m *meterer) blockType(t funcType) []byte {
+	switch len(t.results) {
+	case 0:
+		return []byte{0x40}
+	case 1:
+		return []byte{t.results[0]}
+	}
+	for i, u := range m.info.types {
+		if len(u.params) == 0 && string(u.results) == string(t.results) {
+			return sleb64(int64(i))
+		}
+	}
+	for i, nt := range m.newTypes {
+		if string(nt) == string(encodeType(funcType{results: t.results})) {
+			return sleb64(int64(len(m.info.types) + i))
+		}
+	}
+	m.newTypes = append(m.newTypes, encodeType(funcType{results: t.results}))
+	return sleb64(int64(len(m.info.types) + len(m.newTypes) - 1))
+}
+
+func encodeType(t funcType) []byte {
+	b := append([]byte{0x60}, uleb(uint32(len(t.params)))...)
+	b = append(b, t.params...)
+	b = append(b, uleb(uint32(len(t.results)))...)
+	return append(b, t.results...)
+}
+
+// code rewrites the code section. In every function that calls others:
+// the fuel check and the stack charge at entry, the body wrapped in a
+// block whose end refunds the charge (a return becomes a branch to that
+// block, a tail call refunds first). In every loop: the fuel check at its
+// header. Functions that neither loop nor call are left as they are.
+func (m *meterer) code(body []byte) ([]byte, error) {
 	r := &reader{b: body}
 	count, err := r.u32()
 	if err != nil {
 		return nil, err
+	}
+	if int(count) != len(m.info.funcTypes) {
+		return nil, fmt.Errorf("%d bodies for %d functions", count, len(m.info.funcTypes))
 	}
 	// Each body's size is written as a 5-byte LEB128 (the format allows
 	// padding), so bodies are written in place, without a second copy.
@@ -258,48 +447,39 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 		}
 		f := &reader{b: r.b[r.off : r.off+int(size)]}
 		r.off += int(size)
+		ti := m.info.funcTypes[i]
+		if int(ti) >= len(m.info.types) {
+			return nil, fmt.Errorf("function %d: type %d out of range", i, ti)
+		}
+		t := m.info.types[ti]
 		sizeAt := len(out)
 		out = append(out, 0x80, 0x80, 0x80, 0x80, 0x00)
-		fn := out
-		// Locals are copied as they are.
 		groups, err := f.u32()
 		if err != nil {
 			return nil, err
 		}
+		locals := int64(len(t.params))
 		for range groups {
-			if _, err := f.u32(); err != nil {
+			n, err := f.u32()
+			if err != nil {
 				return nil, err
 			}
 			if _, err := f.byte(); err != nil {
 				return nil, err
 			}
+			locals += int64(n)
 		}
-		fn = append(fn, f.b[:f.off]...)
-		// A function that neither loops nor calls ends by itself: its
-		// entry needs no charge (leaf helpers called per byte stay fast).
-		// Whether it does is known at its end; the check is then
-		// inserted at its entry.
-		entry, needs := len(fn), false
-		for f.left() > 0 {
-			start := f.off
-			op := f.b[f.off]
-			f.off++
-			if err := skipImmediates(f, op); err != nil {
-				return nil, fmt.Errorf("function %d, offset %d, opcode %#x: %w", i, start, op, err)
-			}
-			fn = append(fn, f.b[start:f.off]...)
-			switch op {
-			case 0x03: // loop: charge every iteration
-				fn = append(fn, check...)
-				needs = true
-			case 0x10, 0x11, 0x12, 0x13: // calls
-				needs = true
-			}
+		header := f.b[:f.off]
+		cost := 16 + locals + int64(f.left())
+		calls, loops, err := scanBody(&reader{b: f.b, off: f.off})
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
-		if needs {
-			fn = slices.Insert(fn, entry, check...)
+		if !calls && !loops { // ends by itself: left as it is
+			out = append(out, f.b...)
+		} else if err := m.body(&out, f, t, header, groups, uint32(locals), cost, calls, loops); err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
-		out = fn
 		n := uint32(len(out) - sizeAt - 5)
 		for k := range 5 {
 			b := byte(n>>(7*k)) & 0x7f
@@ -313,6 +493,103 @@ func meterCode(body []byte, check []byte) ([]byte, error) {
 		return nil, errors.New("bytes after the last function")
 	}
 	return out, nil
+}
+
+// scanBody reports whether code calls functions and whether it loops.
+func scanBody(r *reader) (calls, loops bool, err error) {
+	for r.left() > 0 {
+		op := r.b[r.off]
+		r.off++
+		switch op {
+		case 0x10, 0x11, 0x12, 0x13:
+			calls = true
+		case 0x03:
+			loops = true
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return false, false, err
+		}
+	}
+	return calls, loops, nil
+}
+
+// body writes one function that loops or calls: its locals (plus the fuel
+// local F when it loops), the entry charges, the code wrapped in a block
+// whose end writes F back and refunds the stack, and the checks.
+func (m *meterer) body(out *[]byte, f *reader, t funcType, header []byte, groups, nLocals uint32, cost int64, calls, loops bool) error {
+	o := *out
+	F := nLocals // the fuel local, after the parameters and locals
+	if loops {
+		o = append(o, uleb(groups+1)...)
+		o = append(o, header[len(uleb(groups)):]...)
+		o = append(o, 0x01, 0x7e)
+		o = append(o, m.load(F)...)
+	} else {
+		o = append(o, header...)
+	}
+	if calls { // recursion: charge the entry, and the stack
+		if loops {
+			o = append(o, m.localCheck(F)...)
+		} else {
+			o = append(o, fuelCheck(m.fuel)...)
+		}
+		o = append(o, stackEnter(m.stack, cost)...)
+	}
+	o = append(o, 0x02)
+	o = append(o, m.blockType(t)...)
+	leave := func() {
+		if loops {
+			o = append(o, m.store(F)...)
+		}
+		if calls {
+			o = append(o, stackLeave(m.stack, cost)...)
+		}
+	}
+	nesting := 0 // blocks open inside the wrapper
+	for f.left() > 0 {
+		start := f.off
+		op := f.b[f.off]
+		f.off++
+		if err := skipImmediates(f, op); err != nil {
+			return fmt.Errorf("offset %d, opcode %#x: %w", start, op, err)
+		}
+		ins := f.b[start:f.off]
+		switch op {
+		case 0x02, 0x04:
+			nesting++
+		case 0x03: // loop: charge every iteration
+			nesting++
+			o = append(o, ins...)
+			o = append(o, m.localCheck(F)...)
+			continue
+		case 0x0b:
+			if nesting == 0 {
+				if f.left() != 0 {
+					return errors.New("code after its end")
+				}
+				o = append(o, 0x0b) // the wrapper's end
+				leave()
+				o = append(o, 0x0b)
+				continue
+			}
+			nesting--
+		case 0x0f: // return: to the wrapper's end
+			o = append(append(o, 0x0c), uleb(uint32(nesting))...)
+			continue
+		case 0x10, 0x11: // a call: the callee takes the fuel from the global
+			if loops {
+				o = append(o, m.store(F)...)
+				o = append(o, ins...)
+				o = append(o, m.load(F)...)
+				continue
+			}
+		case 0x12, 0x13: // tail calls leave the frame first
+			leave()
+		}
+		o = append(o, ins...)
+	}
+	*out = o
+	return nil
 }
 
 var errOpcode = errors.New("opcode the host does not know")

@@ -107,7 +107,8 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	}{
 		{"loop", host.FailTimeout, 50 * time.Millisecond},
 		{"trap", host.FailTrap, 0},
-		{"stack", host.FailTrap, 0},
+		{"stack", host.FailStack, 0},
+		{"bigframe", host.FailStack, 0},
 		{"membomb", host.FailTrap, 0},
 		{"oob", host.FailBadOutput, 0},
 		{"giant", host.FailBadOutput, 0},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -88,5 +89,28 @@ func TestHostOwnedFieldsKept(t *testing.T) {
 	}
 	if got := p.Stats().Failures["host_field"]; got != uint64(len(evs)) {
 		t.Errorf("host_field rewrites counted %d, want %d", got, len(evs))
+	}
+}
+
+// Fuel is deterministic: an endless loop stops when its batch's fuel is
+// spent, long before a generous timeout; and the same batch always costs
+// the same fuel.
+func TestFuelStopsLoopsAndIsDeterministic(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm",
+		Fuel: 1_000_000, FuelPerEvent: 1, Timeout: 10 * time.Minute}})
+	b := runBatch(t, p.Stage(), testEvents())
+	if !strings.Contains(b.Reasons[0], "ran out of fuel") || p.Stats().Failures[host.FailFuel] != 1 {
+		t.Fatalf("reason %q, failures %v", b.Reasons[0], p.Stats().Failures)
+	}
+	w := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm"}})
+	var used []uint64
+	for range 3 {
+		before := w.Stats().FuelUsed
+		runBatch(t, w.Stage(), testEvents())
+		used = append(used, w.Stats().FuelUsed-before)
+	}
+	if used[0] == 0 || used[0] != used[1] || used[1] != used[2] {
+		t.Errorf("fuel per identical batch: %v", used)
 	}
 }

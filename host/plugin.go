@@ -537,6 +537,8 @@ type instance struct {
 	errFn   api.Function
 	stack   [2]uint64
 	fuel    api.MutableGlobal // nil for a trusted module
+	stackW  api.MutableGlobal // the stack words of the calls in progress
+	stop    api.MutableGlobal // set by the watchdog; every loop header reads it
 	// The watchdog of the call in progress: it empties the tank when the
 	// call's time is up; fired says it did.
 	watch   *time.Timer
@@ -552,13 +554,27 @@ func (in *instance) arm(budget uint64, timeout time.Duration) {
 		return
 	}
 	in.fuel.Set(budget)
+	if in.stackW != nil {
+		in.stackW.Set(0)
+	}
+	if in.stop != nil {
+		in.stop.Set(0)
+	}
 	in.budget, in.armed, in.fired = budget, true, false
 	done := make(chan struct{})
 	in.watched = done
 	in.watch = time.AfterFunc(timeout, func() {
-		in.fuel.Set(0)
+		if in.stop != nil {
+			in.stop.Set(1) // loops
+		}
+		in.fuel.Set(0) // function entries
 		close(done)
 	})
+}
+
+// stackOver reports whether the last call trapped on the stack bound.
+func (in *instance) stackOver() bool {
+	return in.stackW != nil && in.stackW.Get() > MaxStackWords
 }
 
 // disarm stops the watchdog and returns what is left in the tank (below
@@ -617,6 +633,8 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 	}
 	if g, ok := mod.ExportedGlobal(FuelExport).(api.MutableGlobal); ok && !p.spec.Trusted {
 		in.fuel = g
+		in.stackW, _ = mod.ExportedGlobal(StackExport).(api.MutableGlobal)
+		in.stop, _ = mod.ExportedGlobal(StopExport).(api.MutableGlobal)
 		// The rest of the load runs on LoadFuel, and stops when the load
 		// timeout passes.
 		in.arm(LoadFuel, time.Until(deadlineOf(ctx)))

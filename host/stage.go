@@ -18,7 +18,8 @@ import (
 const (
 	FailTrap      = "trap"
 	FailTimeout   = "timeout"
-	FailFuel      = "fuel" // the batch used up its fuel
+	FailFuel      = "fuel"  // the batch used up its fuel
+	FailStack     = "stack" // calls nested past the stack bound
 	FailBadOutput = "bad_output"
 	FailError     = "error" // the plugin returned an error code
 	FailStart     = "start" // a fresh instance would not start
@@ -312,6 +313,8 @@ func (p *Plugin) classify(ctx context.Context, in *instance, err error) error {
 		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout of %s", p.spec.Timeout)}
 	} else if in.fuel != nil && left < 0 {
 		return &failure{FailFuel, fmt.Errorf("ran out of fuel (%d units for the batch)", in.budget)}
+	} else if in.stackOver() {
+		return &failure{FailStack, fmt.Errorf("call stack over %d MiB", MaxStackWords*8>>20)}
 	}
 	return classify(ctx, err)
 }
