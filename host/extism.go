@@ -40,6 +40,11 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 		Memory:  &extism.ManifestMemory{MaxPages: pages},
 		Timeout: uint64(p.spec.Timeout.Milliseconds()),
 	}
+	if p.spec.Trusted {
+		// The go-sdk turns on wazero's termination checks whenever a
+		// timeout is set: trusted means no timeout at all.
+		m.Timeout = 0
+	}
 	for _, ap := range p.spec.AllowedPaths {
 		dir, mode, _ := strings.Cut(ap, ":")
 		if m.AllowedPaths == nil {

@@ -3,6 +3,8 @@ package host_test
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -112,5 +114,23 @@ func TestFuelStopsLoopsAndIsDeterministic(t *testing.T) {
 	}
 	if used[0] == 0 || used[0] != used[1] || used[1] != used[2] {
 		t.Errorf("fuel per identical batch: %v", used)
+	}
+}
+
+// A module file over the size limit is refused without being read (a
+// sparse file: nothing is written to disk).
+func TestHugeModuleRefusedUnread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.wasm")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(500 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = newHost(t).Load(t.Context(), host.Spec{PluginConfig: host.PluginConfig{Path: path}, Kind: host.KindFilter})
+	if err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("err = %v", err)
 	}
 }
