@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,19 @@ func TestReferenceWATFilter(t *testing.T) {
 
 func TestHostilePluginsAreContained(t *testing.T) {
 	h := newHost(t)
+	// Memory of every kind stays bounded: linear memory by max_memory,
+	// tables by the preflight, the call stack by the stack bound. The
+	// process's memory from the system (a high-water mark) says whether
+	// any of them ran away (bigframe alone would take 400 MB unbounded).
+	defer func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		t.Logf("memory from the system after the hostile suite: %d MiB", ms.Sys>>20)
+		if ms.Sys > 256<<20 {
+			t.Errorf("the hostile suite took %d MiB from the system", ms.Sys>>20)
+		}
+	}()
 	tests := []struct {
 		name, kind string
 		timeout    time.Duration
