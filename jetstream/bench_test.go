@@ -16,7 +16,7 @@ import (
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
-const benchEvents = 50000
+const benchEvents = 200000
 
 // writeInput writes n JSON lines of about 250 bytes, four types.
 func writeInput(b *testing.B, dir string, n int) string {
@@ -40,6 +40,10 @@ func writeInput(b *testing.B, dir string, n int) string {
 // runPipeline runs JSON lines -> filter -> sanitize -> file once, with or
 // without persistence, and returns the events per second.
 func runPipeline(b *testing.B, in string, persist bool) float64 {
+	return runPipelineN(b, in, persist, benchEvents)
+}
+
+func runPipelineN(b *testing.B, in string, persist bool, n int) float64 {
 	dir := b.TempDir()
 	text := "events: {enabled: true}\nfilter: {exclude_types: [\"*.debug\"]}\nsanitize: {enabled: true}\nroute: {default: [out]}\nexport:\n  out: {type: file, path: out.jsonl}\ndead_letter: {path: dead.jsonl}\n"
 	if persist {
@@ -68,10 +72,10 @@ func runPipeline(b *testing.B, in string, persist bool) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if sum.Exported["out"] != benchEvents {
-		b.Fatalf("exported %d of %d: %s", sum.Exported["out"], benchEvents, sum)
+	if sum.Exported["out"] != uint64(n) {
+		b.Fatalf("exported %d of %d: %s", sum.Exported["out"], n, sum)
 	}
-	return benchEvents / elapsed.Seconds()
+	return float64(n) / elapsed.Seconds()
 }
 
 // BenchmarkEndToEndPersist measures JSON lines in -> stored -> filter ->

@@ -14,6 +14,10 @@ import (
 const (
 	// HeaderCount is the number of events the message holds.
 	HeaderCount = "Eventpipe-Events"
+	// HeaderEncoding says how the events are written: EncodingBinary, or
+	// (absent) JSON lines, which other programs may publish.
+	HeaderEncoding = "Eventpipe-Encoding"
+	EncodingBinary = "binary/1"
 )
 
 // group is the events of one type in a published batch.
@@ -55,39 +59,76 @@ type chunk struct {
 	n   int
 }
 
-// encode appends the messages of one group to dst: its events as JSON
-// lines, at most ChunkBytes each (a larger event alone), with the event
-// count and a message id made of the first and last event ids and the
-// count, so that publishing the same batch again (a retry) is deduplicated
-// by the stream.
+// encode appends the messages of one group to dst: its events as binary
+// records (pipeline.AppendBinary; JSON lines if one of them has a field
+// over 64 KiB), at most ChunkBytes each (a larger event alone), with the event count and a message id made of the first
+// and last event ids and the count, so that publishing the same batch
+// again (a retry) is deduplicated by the stream.
 func encode(dst []chunk, prefix string, events []pipeline.Event, g group) []chunk {
+	binary := true
+	for _, i := range g.idx { // a field over 64 KiB has no binary form
+		if !binaryFits(&events[i]) {
+			binary = false
+			break
+		}
+	}
 	subject := Subject(prefix, g.typ)
-	var body []byte
+	size := 0
+	for _, i := range g.idx {
+		size += events[i].Size() // a little more than its record
+	}
+	body := make([]byte, 0, min(size, ChunkBytes+ChunkBytes/4))
 	first := 0
 	for k, i := range g.idx {
-		body = events[i].AppendJSON(body)
-		body = append(body, '\n')
+		if binary {
+			body, _ = events[i].AppendBinary(body)
+		} else {
+			body = append(events[i].AppendJSON(body), '\n')
+		}
 		if len(body) >= ChunkBytes || k == len(g.idx)-1 {
 			ids := g.idx[first : k+1]
 			m := nats.NewMsg(subject)
 			m.Data = body
 			n := strconv.Itoa(len(ids))
 			m.Header.Set(HeaderCount, n)
+			if binary {
+				m.Header.Set(HeaderEncoding, EncodingBinary)
+			}
 			firstID, lastID := events[ids[0]].ID, events[ids[len(ids)-1]].ID
 			if firstID != "" && lastID != "" {
 				m.Header.Set(nats.MsgIdHdr, firstID+"/"+lastID+"/"+n)
 			}
 			dst = append(dst, chunk{m, len(ids)})
-			body, first = nil, k+1
+			first = k + 1
+			body = make([]byte, 0, min(size, ChunkBytes+ChunkBytes/4))
 		}
 	}
 	return dst
 }
 
-// decodeMessage appends the events a stored message holds to dst. A line
-// that is not an event is returned as an error with its position (it can
-// only come from another writer to the stream).
-func decodeMessage(dst []pipeline.Event, data []byte) ([]pipeline.Event, error) {
+// binaryFits reports whether every string of ev fits a binary record.
+func binaryFits(ev *pipeline.Event) bool {
+	for _, s := range [...]string{ev.SchemaVersion, ev.ID, ev.Type, ev.Source, ev.CorrelationID, ev.CausationID, ev.Language} {
+		if len(s) > 0xffff {
+			return false
+		}
+	}
+	for _, t := range ev.Tags {
+		if len(t) > 0xffff {
+			return false
+		}
+	}
+	return len(ev.Tags) <= 0xffff
+}
+
+// decodeMessage appends the events a stored message holds to dst: binary
+// records when its header says so, else JSON lines (another writer to the
+// stream). A line that is not an event is returned as an error with its
+// position.
+func decodeMessage(dst []pipeline.Event, h nats.Header, data []byte) ([]pipeline.Event, error) {
+	if h.Get(HeaderEncoding) == EncodingBinary {
+		return pipeline.DecodeBinary(dst, data)
+	}
 	opts := pipeline.DecodeOptions{MaxSize: -1}
 	for line := 1; len(data) > 0; line++ {
 		var l []byte

@@ -111,7 +111,7 @@ func (r *Reader) Read(ctx context.Context, q Query, fn func(pipeline.Event) erro
 		if md.Sequence.Stream > last || (!q.Until.IsZero() && md.Timestamp.After(q.Until)) {
 			return nil
 		}
-		evs, err = decodeMessage(evs[:0], msg.Data())
+		evs, err = decodeMessage(evs[:0], msg.Headers(), msg.Data())
 		if err != nil {
 			return fmt.Errorf("stream %s, message %d: %w", r.stream, md.Sequence.Stream, err)
 		}

@@ -370,7 +370,7 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 		for msg != nil {
 			msgs = append(msgs, msg)
 			n := len(events)
-			events, err = decodeMessage(events, msg.Data())
+			events, err = decodeMessage(events, msg.Headers(), msg.Data())
 			if err != nil || len(events) == n {
 				s.undecodable.Add(1)
 				s.mUndecod.Add(1)

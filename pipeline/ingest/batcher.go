@@ -15,7 +15,7 @@ import (
 // pay for one store acknowledgement per batch, few enough to keep latency
 // and memory small. A source also publishes whenever its reader has
 // nothing more buffered, so a slow trickle is not held back.
-const batchLines = 256
+const batchLines = 1024
 
 // Batcher decodes JSON lines into events and publishes them in batches.
 // Input that is not an event is rejected at once with its position. The
@@ -81,6 +81,14 @@ func (b *Batcher) AddLines(ctx context.Context, data []byte, where string) {
 func (b *Batcher) Reset() {
 	clear(b.evs)
 	b.evs, b.pos = b.evs[:0], b.pos[:0]
+}
+
+// lastLine is the line of the last event added (0: none).
+func (b *Batcher) lastLine() int {
+	if len(b.pos) == 0 {
+		return 0
+	}
+	return b.pos[len(b.pos)-1].Line
 }
 
 // Len is the number of events added and not yet published.

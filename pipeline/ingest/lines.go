@@ -144,12 +144,13 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 	// A line may be as long as the event limit, plus some slack for the
 	// envelope; longer lines are rejected without being held whole.
 	r := bufio.NewReaderSize(rc, 64<<10)
-	b := NewBatcher(l.name, p, l.maxSize)
+	f := newFlusher(ctx, l.name, p, l.maxSize)
+	defer f.close()
+	b := f.next()
 	publish := func(lineNo int) error {
-		if err := b.Flush(ctx); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, err)
-		}
-		return nil
+		var err error
+		b, err = f.publish(b, lineNo)
+		return err
 	}
 	var long []byte
 	for lineNo := 1; ; lineNo++ {
@@ -176,7 +177,7 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 			}
 		}
 		if rerr == io.EOF || errors.Is(rerr, errStopped) {
-			return nil
+			return f.close()
 		}
 		if rerr != nil && !errors.Is(rerr, bufio.ErrBufferFull) {
 			var oe *openError
@@ -186,4 +187,71 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 			return fmt.Errorf("ingest %s: line %d: %w", l.name, lineNo, rerr)
 		}
 	}
+}
+
+// flusher publishes batches on a goroutine of its own while the reader
+// decodes the next: with persistence on, publishing a batch waits for the
+// store's acknowledgement, and decoding need not wait with it. Two
+// batchers take turns, so at most one batch is decoded ahead; batches are
+// published in order, one at a time.
+type flusher struct {
+	ctx    context.Context
+	name   string
+	free   chan *Batcher
+	full   chan *Batcher
+	done   chan struct{}
+	err    error // the publisher's, read after done
+	closed bool
+}
+
+func newFlusher(ctx context.Context, name string, p pipeline.Publisher, maxSize int) *flusher {
+	f := &flusher{ctx: ctx, name: name, free: make(chan *Batcher, 2), full: make(chan *Batcher, 1), done: make(chan struct{})}
+	f.free <- NewBatcher(name, p, maxSize)
+	f.free <- NewBatcher(name, p, maxSize)
+	go func() {
+		defer close(f.done)
+		for b := range f.full {
+			if err := b.Flush(ctx); err != nil {
+				if ctx.Err() == nil {
+					f.err = fmt.Errorf("ingest %s: line %d: %w", name, b.lastLine(), err)
+				}
+				return
+			}
+			f.free <- b
+		}
+	}()
+	return f
+}
+
+// next is a batcher to decode into.
+func (f *flusher) next() *Batcher { return <-f.free }
+
+// publish hands b over and returns the batcher to decode into next, or
+// the error that stopped publishing.
+func (f *flusher) publish(b *Batcher, lineNo int) (*Batcher, error) {
+	if b.Len() == 0 {
+		return b, nil
+	}
+	select {
+	case f.full <- b:
+	case <-f.done:
+		return b, f.err
+	}
+	select {
+	case nb := <-f.free:
+		return nb, nil
+	case <-f.done:
+		return b, f.err
+	}
+}
+
+// close waits until what was handed over is published and returns the
+// error that stopped publishing, if any.
+func (f *flusher) close() error {
+	if !f.closed {
+		f.closed = true
+		close(f.full)
+	}
+	<-f.done
+	return f.err
 }
