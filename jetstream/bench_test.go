@@ -16,7 +16,7 @@ import (
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
-const benchEvents = 200000
+const benchEvents = 500000
 
 // writeInput writes n JSON lines of about 250 bytes, four types.
 func writeInput(b *testing.B, dir string, n int) string {

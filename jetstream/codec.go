@@ -64,7 +64,7 @@ type chunk struct {
 // over 64 KiB), at most ChunkBytes each (a larger event alone), with the event count and a message id made of the first
 // and last event ids and the count, so that publishing the same batch
 // again (a retry) is deduplicated by the stream.
-func encode(dst []chunk, prefix string, events []pipeline.Event, g group) []chunk {
+func encode(dst []chunk, prefix string, events []pipeline.Event, g group, newBuf func(int) []byte) []chunk {
 	binary := true
 	for _, i := range g.idx { // a field over 64 KiB has no binary form
 		if !binaryFits(&events[i]) {
@@ -77,7 +77,7 @@ func encode(dst []chunk, prefix string, events []pipeline.Event, g group) []chun
 	for _, i := range g.idx {
 		size += events[i].Size() // a little more than its record
 	}
-	body := make([]byte, 0, min(size, ChunkBytes+ChunkBytes/4))
+	body := newBuf(min(size, ChunkBytes+ChunkBytes/4))
 	first := 0
 	for k, i := range g.idx {
 		if binary {
@@ -100,7 +100,7 @@ func encode(dst []chunk, prefix string, events []pipeline.Event, g group) []chun
 			}
 			dst = append(dst, chunk{m, len(ids)})
 			first = k + 1
-			body = make([]byte, 0, min(size, ChunkBytes+ChunkBytes/4))
+			body = newBuf(min(size, ChunkBytes+ChunkBytes/4))
 		}
 	}
 	return dst

@@ -141,6 +141,8 @@ type Store struct {
 	// removed by the retention limits before anyone read them.
 	lastCon, lastStr uint64
 
+	bufs sync.Pool // *[]byte: message bodies of acknowledged batches
+
 	redelivered atomic.Uint64 // events delivered more than once
 	discarded   atomic.Uint64 // messages the retention limits removed before the pipeline read them
 	duplicates  atomic.Uint64 // batches the stream deduplicated on publish
@@ -272,7 +274,7 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error
 	defer cancel()
 	var chunks []chunk
 	for _, g := range groupByType(events, nil) {
-		chunks = encode(chunks, s.cfg.SubjectPrefix, events, g)
+		chunks = encode(chunks, s.cfg.SubjectPrefix, events, g, s.buffer)
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(chunks))
 	for _, c := range chunks {
@@ -297,7 +299,21 @@ func (s *Store) Append(ctx context.Context, events []pipeline.Event) (int, error
 			return 0, fmt.Errorf("persist: no acknowledgement from stream %s: %w", s.cfg.Stream, ctx.Err())
 		}
 	}
+	// Acknowledged: the bodies can serve the next batch.
+	for _, c := range chunks {
+		b := c.msg.Data[:0]
+		s.bufs.Put(&b)
+	}
 	return dups, nil
+}
+
+// buffer is a message body of capacity n or more, reused from an
+// acknowledged batch when one is free.
+func (s *Store) buffer(n int) []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
 }
 
 // pullBytes bounds what the consumer brings in ahead of the pipeline: two

@@ -189,10 +189,14 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 	}
 }
 
+// flushAhead is how many batches the reader may decode ahead of the one
+// being published.
+const flushAhead = 2
+
 // flusher publishes batches on a goroutine of its own while the reader
 // decodes the next: with persistence on, publishing a batch waits for the
-// store's acknowledgement, and decoding need not wait with it. Two
-// batchers take turns, so at most one batch is decoded ahead; batches are
+// store's acknowledgement, and decoding need not wait with it. Batchers
+// take turns, so at most flushAhead batches are decoded ahead; batches are
 // published in order, one at a time.
 type flusher struct {
 	ctx    context.Context
@@ -205,9 +209,10 @@ type flusher struct {
 }
 
 func newFlusher(ctx context.Context, name string, p pipeline.Publisher, maxSize int) *flusher {
-	f := &flusher{ctx: ctx, name: name, free: make(chan *Batcher, 2), full: make(chan *Batcher, 1), done: make(chan struct{})}
-	f.free <- NewBatcher(name, p, maxSize)
-	f.free <- NewBatcher(name, p, maxSize)
+	f := &flusher{ctx: ctx, name: name, free: make(chan *Batcher, flushAhead+1), full: make(chan *Batcher, flushAhead), done: make(chan struct{})}
+	for range flushAhead + 1 {
+		f.free <- NewBatcher(name, p, maxSize)
+	}
 	go func() {
 		defer close(f.done)
 		for b := range f.full {

@@ -47,23 +47,37 @@ func (r *Runner) PublishBatch(ctx context.Context, evs []pipeline.Event, errs []
 	if r.store == nil {
 		return pipeline.PublishBatch(ctx, oneByOne{r}, evs, errs)
 	}
-	keep := make([]pipeline.Event, 0, len(evs))
+	// The events admitted are stored as one slice: evs itself when every
+	// one of them was (the common case, no copy), a compacted copy
+	// otherwise.
 	n := len(evs)
 	var stop error
+	var keep []pipeline.Event
+	all := true
 	for i := range evs {
 		ok, err := r.bus.Admit(ctx, &evs[i])
 		var de *pipeline.DecodeError
 		switch {
 		case ok:
-			keep = append(keep, evs[i])
+			if !all {
+				keep = append(keep, evs[i])
+			}
+			continue
 		case errors.As(err, &de):
 			errs[i] = err
 		case err != nil:
 			n, stop = i, err
 		}
+		if all {
+			all = false
+			keep = append(make([]pipeline.Event, 0, len(evs)), evs[:i]...)
+		}
 		if stop != nil {
 			break
 		}
+	}
+	if all {
+		keep = evs
 	}
 	if len(keep) > 0 {
 		r.ids.Assign(keep)
