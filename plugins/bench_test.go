@@ -18,8 +18,9 @@ import (
 	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
 
-// BenchmarkSanitizePlugin: the built-in sanitize plugin on 1000-event
-// batches of ~300-byte events, against the native stage in the same run.
+// BenchmarkSanitizePlugin: the built-in sanitize plugins (Go and Rust) on
+// 1000-event batches of ~300-byte events, with limits on, against the
+// native stage in the same run (issue target: >= 30% of native).
 func BenchmarkSanitizePlugin(b *testing.B) {
 	src := []pipeline.Event{}
 	for _, line := range strings.Split(strings.TrimSpace(string(bench.Input(1000))), "\n") {
@@ -40,6 +41,15 @@ func BenchmarkSanitizePlugin(b *testing.B) {
 	native, _ := stage.NewSanitize(stage.DefaultSanitizeConfig())
 	b.Run("native", func(b *testing.B) { run(b, native) })
 	b.Run("wasm", func(b *testing.B) { run(b, load(b, "sanitize", host.KindTransform, nil)) })
+	b.Run("wasm-rust", func(b *testing.B) { run(b, load(b, "sanitize-rust", host.KindTransform, nil)) })
+	b.Run("wasm-rust-trusted", func(b *testing.B) {
+		h, _ := host.New(host.Options{})
+		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize-rust.wasm"), Trusted: true}, Kind: host.KindTransform})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, p.Stage())
+	})
 	b.Run("wasm-trusted", func(b *testing.B) {
 		h, _ := host.New(host.Options{})
 		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize.wasm"), Trusted: true}, Kind: host.KindTransform})

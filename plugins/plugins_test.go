@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,12 +39,27 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	if err := buildRust("sanitize-rust/sanitize.rs", filepath.Join(dir, "sanitize-rust.wasm")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
 func buildPlugin(name, out string) error { return wasmbuild.Build("./"+name, out) }
+
+// buildRust builds a Rust plugin as `make plugins` does (Debian's rustc;
+// .ci/run installs it).
+func buildRust(src, out string) error {
+	cmd := exec.Command("/usr/bin/rustc", "--target", "wasm32-unknown-unknown", "--crate-type", "cdylib",
+		"-C", "opt-level=3", "-C", "strip=symbols", "-C", "target-feature=+simd128,+bulk-memory", "-o", out, src)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", src, err, b)
+	}
+	return nil
+}
 
 func sampleEvents(t testing.TB) []pipeline.Event {
 	t.Helper()
@@ -110,6 +126,9 @@ func run(t testing.TB, s pipeline.Stage, evs []pipeline.Event) outcome {
 	return o
 }
 
+// Both built-in sanitize plugins, the Go one (the native code compiled to
+// wasm) and the Rust one (the rules written again), give what the native
+// stage gives.
 func TestSanitizePluginMatchesNative(t *testing.T) {
 	cfg := stage.DefaultSanitizeConfig()
 	cfg.DenyFields = append(cfg.DenyFields, "email")
@@ -118,12 +137,8 @@ func TestSanitizePluginMatchesNative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wasm := load(t, "sanitize", host.KindTransform, cfg)
 	evs := sampleEvents(t)
-	want, got := run(t, native, evs), run(t, wasm, evs)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("wasm sanitize differs from native (-native +wasm):\n%s", diff)
-	}
+	want := run(t, native, evs)
 	changed := 0
 	for i, e := range want.Events {
 		if e != string(evs[i].AppendJSON(nil)) {
@@ -132,6 +147,14 @@ func TestSanitizePluginMatchesNative(t *testing.T) {
 	}
 	if changed < 5 {
 		t.Errorf("only %d events were sanitized: the comparison proves little", changed)
+	}
+	for _, name := range []string{"sanitize", "sanitize-rust"} {
+		t.Run(name, func(t *testing.T) {
+			got := run(t, load(t, name, host.KindTransform, cfg), evs)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("wasm %s differs from native (-native +wasm):\n%s", name, diff)
+			}
+		})
 	}
 }
 
@@ -191,4 +214,42 @@ func TestValidateRefusesUnknownKeysInABuiltInPluginConfig(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
+}
+
+// FuzzSanitizeRustMatchesNative holds the Rust sanitize plugin to the
+// native stage on any text, as a source, a string value, a key and a
+// hashed value.
+func FuzzSanitizeRustMatchesNative(f *testing.F) {
+	for _, s := range []string{
+		"Bearer abcdefghijklmnop", "postgres://user:pa55@db/x", "eyJhbGciOi.eyJzdWIiOi.sig",
+		"sk-ant-abcdefghijklmnopqrstu", "AKIAABCDEFGHIJKLMNOP", "aws_secret_access_key = 'abcdefghijklmnopqrstuvwxyz0123456789ABCD'",
+		"password=hunter2&x=1", "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----",
+		"/home/bob/../alice/./x.txt", `C:\Users\bob\file`, "~/a//b/", "/root/x", "ghp_abcdefghijklmnopqrstuvwxyz",
+		"xoxb-1234567890-abc", "AIza" + strings.Repeat("a", 35), "glpat-abcdefghijklmnopqrstu", "tok\u017fen=1 be\u212aarer",
+		"\xff\xfe", "a\u2028b<>&", "BEARER\t\tabcdefgh12345", "x://y:z@w", "github_pat_" + strings.Repeat("A", 22),
+	} {
+		f.Add(s)
+	}
+	cfg := stage.DefaultSanitizeConfig()
+	cfg.HashFields, cfg.HashKey = []string{"user"}, []byte("k3y")
+	native, err := stage.NewSanitize(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rust := load(f, "sanitize-rust", host.KindTransform, cfg)
+	f.Fuzz(func(t *testing.T, s string) {
+		js := string(pipeline.AppendJSONString(nil, s))
+		var evs []pipeline.Event
+		for _, data := range []string{
+			`{"msg":` + js + `,"n":[1,` + js + `]}`,
+			`{` + js + `:1,"user":` + js + `}`,
+			`{"user":{"b":[1.50,1e21,` + js + `],"a":null}}`,
+		} {
+			evs = append(evs, pipeline.Event{ID: "x", Type: "a.b", Source: s, Data: []byte(data)})
+		}
+		want, got := run(t, native, evs), run(t, rust, evs)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%q: rust differs from native (-native +rust):\n%s", s, diff)
+		}
+	})
 }
