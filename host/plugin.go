@@ -572,6 +572,14 @@ func (in *instance) arm(budget uint64, timeout time.Duration) {
 	})
 }
 
+// loadFailure explains a call that failed while the instance loaded.
+func (in *instance) loadFailure(err error) error {
+	if in.fuel != nil && !in.fired && int64(in.fuel.Get()) < 0 {
+		return fmt.Errorf("ran out of its load fuel (%d units): %w", uint64(LoadFuel), err)
+	}
+	return err
+}
+
 // stackOver reports whether the last call trapped on the stack bound.
 func (in *instance) stackOver() bool {
 	return in.stackW != nil && in.stackW.Get() > MaxStackWords
@@ -599,7 +607,8 @@ func (in *instance) disarm() (left int64, fired bool) {
 // be, so it is left behind, spinning, and the load fails all the same.
 func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error) {
 	limit := p.spec.LoadTimeout
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	type result struct {
 		in  *instance
@@ -612,7 +621,9 @@ func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error)
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil && ctx.Err() != nil {
+		// The clock, not ctx.Err(): on a loaded machine the context's
+		// timer may not have fired yet when the stopped module returns.
+		if r.err != nil && !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?): %w", limit, r.err)
 		}
 		return r.in, r.err
@@ -624,6 +635,10 @@ func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error)
 func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
 	if err != nil {
+		if !p.spec.Trusted && strings.Contains(err.Error(), "unreachable") {
+			// A metered start function traps when its load fuel is spent.
+			return nil, fmt.Errorf("instantiate (a start function that loops stops after %d units of fuel): %w", uint64(LoadFuel), err)
+		}
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in := &instance{mod: mod, mem: mod.Memory()}
@@ -645,7 +660,7 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 	}
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); err != nil {
-			return bad("_initialize: %v", err)
+			return bad("_initialize: %v", in.loadFailure(err))
 		}
 	}
 	marker := mod.ExportedFunction("eventpipe_abi_v1")
@@ -666,7 +681,7 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 	if first {
 		res, err := mod.ExportedFunction("eventpipe_manifest").Call(ctx)
 		if err != nil {
-			return bad("eventpipe_manifest: %v", err)
+			return bad("eventpipe_manifest: %v", in.loadFailure(err))
 		}
 		raw, ok := in.read(res[0])
 		if !ok {
@@ -711,7 +726,7 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 	}
 	res, err := mod.ExportedFunction("eventpipe_init").Call(ctx, uint64(ptr), uint64(len(p.initArg)))
 	if err != nil {
-		return bad("eventpipe_init: %v", err)
+		return bad("eventpipe_init: %v", in.loadFailure(err))
 	}
 	if int32(res[0]) != 0 {
 		return bad("eventpipe_init refused the configuration: %s", in.lastError(ctx))
