@@ -574,7 +574,9 @@ func (in *instance) arm(budget uint64, timeout time.Duration) {
 
 // loadFailure explains a call that failed while the instance loaded.
 func (in *instance) loadFailure(err error) error {
-	if in.fuel != nil && !in.fired && int64(in.fuel.Get()) < 0 {
+	// disarm first: it waits for a watchdog that fired, which writes the
+	// globals read here.
+	if left, fired := in.disarm(); in.fuel != nil && !fired && left < 0 {
 		return fmt.Errorf("ran out of its load fuel (%d units): %w", uint64(LoadFuel), err)
 	}
 	return err

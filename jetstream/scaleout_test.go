@@ -1,12 +1,16 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,17 +19,25 @@ import (
 // fill stores n events (four types) in the stream of cfg.
 func fill(t testing.TB, cfg StoreConfig, n int) {
 	t.Helper()
+	if err := fillErr(t, cfg, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillErr is fill for a goroutine other than the test's.
+func fillErr(t testing.TB, cfg StoreConfig, n int) error {
 	s := NewStore(settings(t), cfg)
 	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer s.Shutdown(context.Background())
 	types := []string{"agent.step", "tool.invoked", "tool.completed", "agent.thought"}
 	for k := 0; k < n; k += 500 {
 		if _, err := s.Append(context.Background(), events(min(500, n-k), types...)); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 // runnerConfig writes a pipeline that reads the stream at url with the
@@ -67,65 +79,101 @@ func runnerCmd(t testing.TB, bin, dir, cfg string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// Two runners on one durable consumer split the stream between them;
-// one is killed, and the other takes over what it had not acknowledged.
-func TestScaleOutSharesAndTakesOver(t *testing.T) {
+// serveRunner starts `eventpipe run` reading the stream at url with the
+// shared consumer, with an HTTP source of its own so that it keeps
+// running (a finite run would end once the stream is empty), and waits
+// until its pipeline runs: events stored after that are split between
+// the runners already pulling.
+func serveRunner(t *testing.T, bin, dir, url string) *exec.Cmd {
+	return serveRunnerTo(t, bin, dir, url, "out: {type: file, path: out.jsonl, dedupe: true}")
+}
+
+// serveRunnerTo is serveRunner with its own output (YAML of export).
+func serveRunnerTo(t *testing.T, bin, dir, url, output string) *exec.Cmd {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "pipeline.yaml")
+	text := fmt.Sprintf(`events: {enabled: true}
+ingest: [{type: http, listen: %q}]
+sanitize: {enabled: true}
+persist: {url: %q, ack_wait: 2s}
+route: {default: [out]}
+export:
+  %s
+`, freeAddr(t), url, output)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "-c", cfg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "EVENTPIPE_WASM_CACHE="+filepath.Join(dir, "wasm-cache"))
+	log, err := os.Create(filepath.Join(dir, "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	waitFor(t, "the runner's pipeline", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "run.log"))
+		return bytes.Contains(b, []byte("pipeline running"))
+	})
+	return cmd
+}
+
+// stop ends a runner with SIGTERM and returns its log.
+func stop(t *testing.T, cmd *exec.Cmd, dir string) []byte {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = cmd.Process.Wait()
+	b, _ := os.ReadFile(filepath.Join(dir, "run.log"))
+	return b
+}
+
+// A runner that dies holding events it has not acknowledged: another
+// runner on the same consumer exports them after ack_wait. Runner a's
+// output hangs, so it holds every batch it pulled until it is killed.
+func TestScaleOutTakesOverAfterAKill(t *testing.T) {
 	bin := binary(t)
 	srv := natsServer(t)
 	cfg := *NewStoreConfig()
 	cfg.URL = srv.ClientURL()
-	const n = 200000
-	fill(t, cfg, n)
-
+	var mu sync.Mutex
+	hung := 0
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hung++
+		mu.Unlock()
+		<-release // never answers while the test runs
+	}))
+	defer hook.Close()
+	defer close(release)
 	root := t.TempDir()
-	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b")}
-	var cmds []*exec.Cmd
-	for _, d := range dirs {
-		cmd := runnerCmd(t, bin, d, runnerConfig(t, d, cfg.URL, "eventpipe"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-		cmds = append(cmds, cmd)
-	}
-	// Kill a once both have a share of the work (while a holds events it
-	// has pulled and not acknowledged).
-	outA, outB := filepath.Join(dirs[0], "out.jsonl"), filepath.Join(dirs[1], "out.jsonl")
-	size := func(p string) int64 {
-		st, err := os.Stat(p)
-		if err != nil {
-			return 0
-		}
-		return st.Size()
-	}
-	waitFor(t, "both runners exporting", func() bool { return size(outA) > 100<<10 && size(outB) > 100<<10 })
-	if err := cmds[0].Process.Signal(syscall.SIGKILL); err != nil {
+	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
+	a := serveRunnerTo(t, bin, dirA, cfg.URL, fmt.Sprintf("out: {type: webhook, url: %q, timeout: 10m, retry: {max_attempts: 1}}", hook.URL))
+	const n = 20000
+	fill(t, cfg, n)
+	waitFor(t, "runner a holding a batch", func() bool { mu.Lock(); defer mu.Unlock(); return hung > 0 })
+	b := serveRunner(t, bin, dirB, cfg.URL)
+	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = cmds[0].Process.Wait()
-	if err := cmds[1].Wait(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dirs[1], "run.log"))
-		t.Fatalf("runner b: %v\n%s", err, log)
-	}
-	a, b := outputIDs(t, outA), outputIDs(t, outB)
-	both := 0
-	for id := range a {
-		if b[id] > 0 {
-			both++ // exported by a, not acknowledged before it died
-		}
-	}
-	if got := len(a) + len(b) - both; got != n {
-		t.Fatalf("%d distinct events exported, want %d", got, n)
-	}
-	log, err := os.ReadFile(filepath.Join(dirs[1], "run.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _ = a.Process.Wait()
+	outB := filepath.Join(dirB, "out.jsonl")
+	waitFor(t, "every event exported by b", func() bool { return len(outputIDs(t, outB)) == n })
+	log := stop(t, b, dirB)
 	m := regexp.MustCompile(`redelivered (\d+)`).FindSubmatch(log)
 	if m == nil {
 		t.Fatalf("runner b redelivered nothing: a's unacknowledged events were not taken over\n%s", log)
 	}
-	t.Logf("a exported %d before it was killed; b %d, of which %d a had exported too; b took over %s", len(a), len(b), both, m[1])
+	checkOnce(t, outputIDs(t, outB))
+	t.Logf("a held batches and was killed; b exported all %d, %s of them delivered again", n, m[1])
 }
 
 // Without a kill, each of two runners takes a fair share.
@@ -134,10 +182,25 @@ func TestScaleOutSplitsEvenly(t *testing.T) {
 	srv := natsServer(t)
 	cfg := *NewStoreConfig()
 	cfg.URL = srv.ClientURL()
-	const n = 40000
-	fill(t, cfg, n)
 	root := t.TempDir()
-	shares, _ := runShared(t, bin, root, cfg.URL, "eventpipe", 2)
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b")}
+	cmds := []*exec.Cmd{serveRunner(t, bin, dirs[0], cfg.URL), serveRunner(t, bin, dirs[1], cfg.URL)}
+	const n = 100000
+	fill(t, cfg, n)
+	var shares []int
+	waitFor(t, "every event exported", func() bool {
+		shares = shares[:0]
+		total := 0
+		for _, d := range dirs {
+			k := len(outputIDs(t, filepath.Join(d, "out.jsonl")))
+			shares = append(shares, k)
+			total += k
+		}
+		return total >= n
+	})
+	for i, c := range cmds {
+		stop(t, c, dirs[i])
+	}
 	total := 0
 	for _, s := range shares {
 		total += s
