@@ -52,8 +52,8 @@ func BenchmarkFilterOverhead(b *testing.B) {
 	h := newHost(b)
 	p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}})
 	b.Run("wasm-walk", func(b *testing.B) { run(b, p.Stage()) })
-	tp := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm", Trusted: true}})
-	b.Run("wasm-walk-trusted", func(b *testing.B) { run(b, tp.Stage()) })
+	tp := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}, Unmetered: true})
+	b.Run("wasm-walk-unmetered", func(b *testing.B) { run(b, tp.Stage()) })
 }
 
 // benchStage runs s over evs per iteration and reports ns per event.

@@ -40,9 +40,9 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 		Memory:  &extism.ManifestMemory{MaxPages: pages},
 		Timeout: uint64(p.spec.Timeout.Milliseconds()),
 	}
-	if p.spec.Trusted {
+	if p.spec.Unmetered {
 		// The go-sdk turns on wazero's termination checks whenever a
-		// timeout is set: trusted means no timeout at all.
+		// timeout is set: unmetered (benchmarks only) means no timeout.
 		m.Timeout = 0
 	}
 	for _, ap := range p.spec.AllowedPaths {
@@ -56,7 +56,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 			m.AllowedPaths["ro:"+dir] = dir
 		}
 	}
-	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Trusted)
+	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Unmetered)
 	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{EnableWasi: true, RuntimeConfig: rtCfg}, nil)
 	if err != nil {
 		return fmt.Errorf("extism: %w", err)

@@ -255,15 +255,15 @@ func TestPoolRunsConcurrentStages(t *testing.T) {
 	}
 }
 
-// A trusted and a checked build of one module must not share compiled code:
-// loaded after a trusted build of the same endless loop, the checked build
-// must still be stopped by its timeout.
-func TestTrustedAndCheckedBuildsDoNotShareCode(t *testing.T) {
+// An unmetered and a metered build of one module must not share compiled
+// code: loaded after an unmetered build of the same endless loop, the
+// metered build must still be stopped by its timeout.
+func TestUnmeteredAndMeteredBuildsDoNotShareCode(t *testing.T) {
 	h := newHost(t)
-	_ = load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm", Trusted: true}}) // compiled first, never run
+	_ = load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm"}, Unmetered: true}) // compiled first, never run
 	checked := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm", Timeout: 50 * time.Millisecond}})
 	b := runBatch(t, checked.Stage(), testEvents()[:1])
 	if !strings.Contains(b.Reasons[0], host.FailTimeout) {
-		t.Fatalf("checked loop not stopped after a trusted build was cached: %q", b.Reasons[0])
+		t.Fatalf("metered loop not stopped after an unmetered build was cached: %q", b.Reasons[0])
 	}
 }

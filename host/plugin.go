@@ -124,11 +124,11 @@ type PluginConfig struct {
 	AllowedHosts []string `yaml:"allowed_hosts"` // hosts the http capability may reach
 	AllowedPaths []string `yaml:"allowed_paths"` // WASI preopens: "dir" (read-only) or "dir:rw"
 	Env          []string `yaml:"env"`           // environment variables passed through
-	// Trusted compiles the module without termination checks. wazero
-	// enforces Timeout by checking, at every loop header and function
-	// entry, whether the call must stop; each check leaves the compiled
-	// code, which makes byte loops ~8x slower. A trusted plugin runs at
-	// full speed, but an endless loop in it cannot be stopped.
+	// Trusted is accepted for configurations written when limits were
+	// expensive, and does nothing: every module is metered (fuel.go). An
+	// unmetered module stuck in a loop could never be stopped, and would
+	// hold Go's stop-the-world garbage collection, and so the whole
+	// process, with it.
 	Trusted bool `yaml:"trusted"`
 }
 
@@ -196,6 +196,10 @@ type Spec struct {
 	Getenv func(string) (string, bool)
 	// Logger receives the plugin's log lines (nil: the host's).
 	Logger *slog.Logger
+	// Unmetered runs the module without fuel, stack bound or timeout.
+	// Only for measuring what the limits cost: a loop in such a module
+	// can freeze the process (see PluginConfig.Trusted). Not in YAML.
+	Unmetered bool
 	// MaxEventSize bounds an event a transform returns (0: the default,
 	// pipeline.DefaultMaxEventSize; negative: no bound).
 	MaxEventSize int
@@ -286,7 +290,10 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		return fail("refused before decoding: %w", err)
 	}
 	raw := bin
-	if !spec.Trusted {
+	if spec.Trusted {
+		spec.Logger.Warn("plugin: trusted is deprecated and has no effect: the module is metered like any other (limits are cheap now)", "plugin", spec.Name)
+	}
+	if !spec.Unmetered {
 		if bin, err = h.metered(bin); err != nil {
 			return fail("cannot meter the module: %w", err)
 		}
@@ -637,7 +644,7 @@ func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error)
 func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
 	if err != nil {
-		if !p.spec.Trusted && strings.Contains(err.Error(), "unreachable") {
+		if !p.spec.Unmetered && strings.Contains(err.Error(), "unreachable") {
 			// A metered start function traps when its load fuel is spent.
 			return nil, fmt.Errorf("instantiate (a start function that loops stops after %d units of fuel): %w", uint64(LoadFuel), err)
 		}
@@ -648,7 +655,7 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf(format, args...)
 	}
-	if g, ok := mod.ExportedGlobal(FuelExport).(api.MutableGlobal); ok && !p.spec.Trusted {
+	if g, ok := mod.ExportedGlobal(FuelExport).(api.MutableGlobal); ok && !p.spec.Unmetered {
 		in.fuel = g
 		in.stackW, _ = mod.ExportedGlobal(StackExport).(api.MutableGlobal)
 		in.stop, _ = mod.ExportedGlobal(StopExport).(api.MutableGlobal)

@@ -42,17 +42,17 @@ func BenchmarkSanitizePlugin(b *testing.B) {
 	b.Run("native", func(b *testing.B) { run(b, native) })
 	b.Run("wasm", func(b *testing.B) { run(b, load(b, "sanitize", host.KindTransform, nil)) })
 	b.Run("wasm-rust", func(b *testing.B) { run(b, load(b, "sanitize-rust", host.KindTransform, nil)) })
-	b.Run("wasm-rust-trusted", func(b *testing.B) {
+	b.Run("wasm-rust-unmetered", func(b *testing.B) {
 		h, _ := host.New(host.Options{})
-		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize-rust.wasm"), Trusted: true}, Kind: host.KindTransform})
+		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize-rust.wasm")}, Unmetered: true, Kind: host.KindTransform})
 		if err != nil {
 			b.Fatal(err)
 		}
 		run(b, p.Stage())
 	})
-	b.Run("wasm-trusted", func(b *testing.B) {
+	b.Run("wasm-unmetered", func(b *testing.B) {
 		h, _ := host.New(host.Options{})
-		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize.wasm"), Trusted: true}, Kind: host.KindTransform})
+		p, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: filepath.Join(wasmDir, "sanitize.wasm")}, Unmetered: true, Kind: host.KindTransform})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkEndToEndWasmSanitize(b *testing.B) {
 		}
 		name := "wasm"
 		if trusted {
-			name = "wasm-trusted"
+			name = "wasm-unmetered"
 		}
 		b.ReportMetric(res.EventsPerSec, name+"-events/s")
 		b.ReportMetric(res.EventsPerSec/native.EventsPerSec*100, name+"-%-of-native")
