@@ -22,7 +22,7 @@ import (
 // The injected check, 18-20 bytes:
 //
 //	global.get F; i64.const 1; i64.sub; global.set F
-//	global.get F; i64.const 0; i64.lt_s; if; unreachable; end
+//	global.get F; i64.const 0; i64.le_s; if; unreachable; end
 
 // FuelExport is the name of the fuel global a metered module exports.
 const FuelExport = "__eventpipe_fuel"
@@ -189,7 +189,7 @@ func fuelCheck(g uint32) []byte {
 	c = append(c, 0x42, 0x01, 0x7d)    // i64.const 1; i64.sub
 	c = append(append(c, 0x24), gi...) // global.set
 	c = append(append(c, 0x23), gi...) // global.get
-	c = append(c, 0x42, 0x00, 0x53)    // i64.const 0; i64.lt_s
+	c = append(c, 0x42, 0x00, 0x57)    // i64.const 0; i64.le_s: spent (never left at 0, so loops may test with eqz)
 	c = append(c, 0x04, 0x40, 0x00, 0x0b)
 	return c
 }
@@ -373,7 +373,7 @@ func (m *meterer) localCheck(l uint32) []byte {
 	c = append(append(c, 0x20), li...)           // local.get F
 	c = append(c, 0x42, 0x01, 0x7d)              // i64.const 1; i64.sub
 	c = append(append(c, 0x22), li...)           // local.tee F
-	c = append(c, 0x42, 0x00, 0x53)              // i64.const 0; i64.lt_s
+	c = append(c, 0x50)                          // i64.eqz: spent
 	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
 	c = append(c, 0x72)                          // i32.or
 	c = append(c, 0x04, 0x40)                    // if

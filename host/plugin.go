@@ -583,7 +583,7 @@ func (in *instance) arm(budget uint64, timeout time.Duration) {
 func (in *instance) loadFailure(err error) error {
 	// disarm first: it waits for a watchdog that fired, which writes the
 	// globals read here.
-	if left, fired := in.disarm(); in.fuel != nil && !fired && left < 0 {
+	if left, fired := in.disarm(); in.fuel != nil && !fired && left <= 0 {
 		return fmt.Errorf("ran out of its load fuel (%d units): %w", uint64(LoadFuel), err)
 	}
 	return err

@@ -311,7 +311,7 @@ func (p *Plugin) disarm(in *instance) (left int64, fired bool) {
 func (p *Plugin) classify(ctx context.Context, in *instance, err error) error {
 	if left, fired := p.disarm(in); fired {
 		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout of %s", p.spec.Timeout)}
-	} else if in.fuel != nil && left < 0 {
+	} else if in.fuel != nil && left <= 0 {
 		return &failure{FailFuel, fmt.Errorf("ran out of fuel (%d units for the batch)", in.budget)}
 	} else if in.stackOver() {
 		return &failure{FailStack, fmt.Errorf("call stack over %d MiB", MaxStackWords*8>>20)}
