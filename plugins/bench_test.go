@@ -150,9 +150,9 @@ func TestFuelOfBuiltins(t *testing.T) {
 		ev, _ := pipeline.Decode([]byte(line), pipeline.DecodeOptions{})
 		src = append(src, ev)
 	}
-	for _, name := range []string{"filter", "sanitize"} {
+	for _, name := range []string{"filter", "sanitize", "sanitize-rust"} {
 		kind := host.KindFilter
-		if name == "sanitize" {
+		if name != "filter" {
 			kind = host.KindTransform
 		}
 		s := load(t, name, kind, nil)
