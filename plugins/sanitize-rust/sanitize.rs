@@ -28,6 +28,7 @@ struct Config {
     keys: LitSet,            // the same, as a set
     triggers: LitSet,        // every rule's
     rule_triggers: Vec<LitSet>,
+    pair: Vec<u8>, // 65536 flags by lower-cased byte pair: 1 a trigger starts, 2 a key starts
 }
 
 #[no_mangle]
@@ -141,7 +142,11 @@ fn init(arg: &[u8]) -> Result<Config, String> {
         keys: LitSet::new(&[]),
         triggers: LitSet::new(&all),
         rule_triggers: RULES.iter().map(|r| LitSet::new(r.triggers)).collect(),
+        pair: vec![0; 65536],
     };
+    for l in all.iter() {
+        c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 1;
+    }
     for k in &deny {
         let k = go_lower(k);
         if !allow.contains(&k) {
@@ -162,6 +167,9 @@ fn init(arg: &[u8]) -> Result<Config, String> {
     }
     let lits: Vec<&[u8]> = c.key_lits.iter().map(|l| &l[..]).collect();
     c.keys = LitSet::new(&lits);
+    for l in &c.key_lits {
+        c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 2;
+    }
     if !c.hash.is_empty() && c.hash_key.is_empty() {
         return Err("sanitize: hash_fields needs a hash key".into());
     }
@@ -1283,22 +1291,39 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     // triggers start (strings elsewhere skip the secret rules).
     let mut hits = unsafe { std::mem::take(&mut HITS) };
     hits.clear();
-    let (mut escaped, mut paths, mut keys) = (false, false, false);
     let n = raw.len();
-    for i in 0..n {
-        let c = raw[i];
-        if c == b'/' || c == b'\\' {
-            paths = true;
-            if c == b'\\' && i + 1 < n && raw[i + 1] == b'u' {
+    let paths = raw.contains(&b'/') || raw.contains(&b'\\');
+    let mut escaped = false;
+    if paths {
+        let mut i = 0;
+        while let Some(k) = raw[i..].iter().position(|&c| c == b'\\') {
+            if i + k + 1 < n && raw[i + k + 1] == b'u' {
                 escaped = true;
+                break;
+            }
+            i += k + 2;
+            if i >= n {
+                break;
             }
         }
-        if i + 1 < n {
-            let k = (lower(c) as usize) << 8 | lower(raw[i + 1]) as usize;
-            if cfg.secrets && cfg.triggers.bigram[k / 64] & (1 << (k % 64)) != 0 && cfg.triggers.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
+    }
+    // One table lookup per byte pair says whether a trigger (bit 1) or a
+    // key (bit 2) may start there.
+    let mut keys = false;
+    if n >= 2 {
+        let pair = &cfg.pair[..];
+        let mut prev = lower(raw[0]) as usize;
+        for i in 0..n - 1 {
+            let next = lower(raw[i + 1]) as usize;
+            let f = pair[prev << 8 | next];
+            prev = next;
+            if f == 0 {
+                continue;
+            }
+            if f & 1 != 0 && cfg.secrets && cfg.triggers.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
                 hits.push(i);
             }
-            if !keys && cfg.keys.bigram[k / 64] & (1 << (k % 64)) != 0 && cfg.keys.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
+            if f & 2 != 0 && !keys && cfg.keys.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
                 keys = true;
             }
         }
