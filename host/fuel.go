@@ -59,6 +59,7 @@ type moduleInfo struct {
 	funcTypes       []uint32 // type index of each function declared in the code section
 	importedGlobals uint32
 	declaredGlobals uint32
+	hasMemory       bool // memory.grow 0 can serve as the yield to Go
 }
 
 // meter returns bin with fuel metering and the stack bound injected.
@@ -94,7 +95,13 @@ func meter(bin []byte) ([]byte, error) {
 			haveTypes, types = true, s.body
 			info.types, err = parseTypes(s.body)
 		case 2:
-			info.importedGlobals, err = countImportedGlobals(s.body)
+			var mems uint32
+			info.importedGlobals, mems, err = countImports(s.body)
+			info.hasMemory = info.hasMemory || mems > 0
+		case 5:
+			var n uint32
+			n, err = (&reader{b: s.body}).u32()
+			info.hasMemory = info.hasMemory || n > 0
 		case 3:
 			info.funcTypes, err = parseFunctions(s.body)
 		case 6:
@@ -180,19 +187,41 @@ func meter(bin []byte) ([]byte, error) {
 	return out, nil
 }
 
+// YieldEvery is how many units of fuel a metered module runs between two
+// yields to Go. Compiled wasm has no point where Go's garbage collector
+// can pause it: without yields a loop would hold every stop-the-world,
+// and so the whole process, watchdog included, until its fuel ran out.
+// A yield is memory.grow 0, which wazero serves in Go.
+const YieldEvery = 1 << 16
+
 // fuelCheck is the entry check of a function that calls but does not
-// loop: it charges the fuel global g directly.
-func fuelCheck(g uint32) []byte {
-	gi := uleb(g)
+// loop: it charges the fuel global directly.
+func (m *meterer) fuelCheck() []byte {
+	gi := uleb(m.fuel)
 	var c []byte
 	c = append(append(c, 0x23), gi...) // global.get
 	c = append(c, 0x42, 0x01, 0x7d)    // i64.const 1; i64.sub
 	c = append(append(c, 0x24), gi...) // global.set
 	c = append(append(c, 0x23), gi...) // global.get
-	c = append(c, 0x42, 0x00, 0x57)    // i64.const 0; i64.le_s: spent (never left at 0, so loops may test with eqz)
-	c = append(c, 0x04, 0x40, 0x00, 0x0b)
-	return c
+	if !m.info.hasMemory {
+		c = append(c, 0x42, 0x00, 0x57) // i64.const 0; i64.le_s
+		return append(c, 0x04, 0x40, 0x00, 0x0b)
+	}
+	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
+	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz: every YieldEvery units
+	c = append(append(c, 0x23), uleb(m.stop)...)         // global.get stop
+	c = append(c, 0x72, 0x04, 0x40)                      // i32.or; if
+	c = append(c, m.yield()...)
+	c = append(append(c, 0x23), gi...) //   global.get
+	c = append(c, 0x42, 0x00, 0x57)    //   i64.const 0; i64.le_s: spent
+	c = append(append(c, 0x23), uleb(m.stop)...)
+	c = append(c, 0x72)                   //   or stopped
+	c = append(c, 0x04, 0x40, 0x00, 0x0b) //   if unreachable end
+	return append(c, 0x0b)                // end
 }
+
+// yield is memory.grow 0, dropped: a trip through Go.
+func (m *meterer) yield() []byte { return []byte{0x41, 0x00, 0x40, 0x00, 0x1a} }
 
 // stackEnter charges cost words to stack global g and traps past the
 // bound; stackLeave refunds them.
@@ -272,13 +301,13 @@ func parseFunctions(body []byte) ([]uint32, error) {
 	return fs, nil
 }
 
-func countImportedGlobals(body []byte) (uint32, error) {
+// countImports counts the globals and memories a module imports.
+func countImports(body []byte) (globals, memories uint32, err error) {
 	r := &reader{b: body}
 	n, err := r.u32()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var globals uint32
 	skipName := func() error {
 		l, err := r.u32()
 		if err != nil {
@@ -288,14 +317,14 @@ func countImportedGlobals(body []byte) (uint32, error) {
 	}
 	for range n {
 		if err := skipName(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := skipName(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		kind, err := r.byte()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		switch kind {
 		case 0: // func: type index
@@ -305,6 +334,7 @@ func countImportedGlobals(body []byte) (uint32, error) {
 				err = skipLimits(r)
 			}
 		case 2: // memory: limits
+			memories++
 			err = skipLimits(r)
 		case 3: // global: valtype, mutability
 			globals++
@@ -312,13 +342,13 @@ func countImportedGlobals(body []byte) (uint32, error) {
 				_, err = r.byte()
 			}
 		default:
-			return 0, fmt.Errorf("import kind %d", kind)
+			return 0, 0, fmt.Errorf("import kind %d", kind)
 		}
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return globals, nil
+	return globals, memories, nil
 }
 
 func skipLimits(r *reader) error {
@@ -370,15 +400,28 @@ type meterer struct {
 func (m *meterer) localCheck(l uint32) []byte {
 	li := uleb(l)
 	var c []byte
-	c = append(append(c, 0x20), li...)           // local.get F
-	c = append(c, 0x42, 0x01, 0x7d)              // i64.const 1; i64.sub
-	c = append(append(c, 0x22), li...)           // local.tee F
-	c = append(c, 0x50)                          // i64.eqz: spent
-	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
-	c = append(c, 0x72)                          // i32.or
-	c = append(c, 0x04, 0x40)                    // if
-	c = append(c, m.store(l)...)                 //   write the fuel back
-	return append(c, 0x00, 0x0b)                 //   unreachable end
+	c = append(append(c, 0x20), li...) // local.get F
+	c = append(c, 0x42, 0x01, 0x7d)    // i64.const 1; i64.sub
+	c = append(append(c, 0x22), li...) // local.tee F
+	if !m.info.hasMemory {
+		c = append(c, 0x50)                          // i64.eqz: spent
+		c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
+		c = append(c, 0x72, 0x04, 0x40)              // i32.or; if
+		c = append(c, m.store(l)...)                 //   write the fuel back
+		return append(c, 0x00, 0x0b)                 //   unreachable end
+	}
+	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
+	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz: every YieldEvery units (and when spent)
+	c = append(append(c, 0x23), uleb(m.stop)...)         // global.get stop
+	c = append(c, 0x72, 0x04, 0x40)                      // i32.or; if
+	c = append(c, m.yield()...)                          //   a trip through Go
+	c = append(append(c, 0x20), li...)                   //   local.get F
+	c = append(c, 0x50)                                  //   i64.eqz
+	c = append(append(c, 0x23), uleb(m.stop)...)         //   global.get stop
+	c = append(c, 0x72, 0x04, 0x40)                      //   i32.or; if
+	c = append(c, m.store(l)...)                         //     write the fuel back
+	c = append(c, 0x00, 0x0b)                            //     unreachable end
+	return append(c, 0x0b)                               // end
 }
 
 // load copies the fuel global into local l; store writes it back.
@@ -531,7 +574,7 @@ func (m *meterer) body(out *[]byte, f *reader, t funcType, header []byte, groups
 		if loops {
 			o = append(o, m.localCheck(F)...)
 		} else {
-			o = append(o, fuelCheck(m.fuel)...)
+			o = append(o, m.fuelCheck()...)
 		}
 		o = append(o, stackEnter(m.stack, cost)...)
 	}

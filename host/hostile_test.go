@@ -2,9 +2,11 @@ package host_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,5 +134,36 @@ func TestHugeModuleRefusedUnread(t *testing.T) {
 	_, err = newHost(t).Load(t.Context(), host.Spec{PluginConfig: host.PluginConfig{Path: path}, Kind: host.KindFilter})
 	if err == nil || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Compiled wasm has no point where Go's garbage collector can pause it:
+// a loop that never left it would hold every stop-the-world (and the
+// whole process, watchdog included) until its fuel ran out. Metered code
+// yields to Go every YieldEvery units, so collections complete while a
+// plugin loops.
+func TestGarbageCollectionWhileAPluginLoops(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loop.wasm",
+		Timeout: 5 * time.Second, Fuel: 1 << 50}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var b pipeline.Batch
+		b.Reset(testEvents()[:1])
+		_ = p.Stage().Process(context.Background(), &b)
+	}()
+	for range 40 {
+		time.Sleep(20 * time.Millisecond) // pacing: some collections fall inside the loop
+		runtime.GC()
+		select {
+		case <-done:
+			t.Fatal("a collection waited for the plugin's batch to end")
+		default:
+		}
+	}
+	<-done // the watchdog stops it at its timeout
+	if got := p.Stats().Failures[host.FailTimeout]; got != 1 {
+		t.Errorf("timeouts %d, want 1", got)
 	}
 }

@@ -66,7 +66,7 @@ func New(opts Options) (*Host, error) {
 			return nil, fmt.Errorf("wasm host: compilation cache %s: %w", opts.CacheDir, err)
 		}
 		h.cache = c
-		h.meterDir = filepath.Join(opts.CacheDir, "metered-v1")
+		h.meterDir = filepath.Join(opts.CacheDir, "metered-v2") // bump when fuel.go changes its output
 	} else {
 		h.cache = wazero.NewCompilationCache()
 	}
