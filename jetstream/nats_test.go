@@ -252,3 +252,33 @@ func TestNATSSourceStreamAcksOnlyCommitted(t *testing.T) {
 		}
 	}
 }
+
+// A nats source can read the stream a persist store writes (binary
+// records), e.g. another pipeline's.
+func TestNATSSourceReadsAStoresStream(t *testing.T) {
+	srv := natsServer(t)
+	cfg := *NewStoreConfig()
+	cfg.URL = srv.ClientURL()
+	evs := events(300, "x.one", "y.two")
+	s := startStore(t, cfg)
+	if _, err := s.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	src := *NewSourceConfig()
+	src.URL, src.Stream, src.Consumer = srv.ClientURL(), cfg.Stream, "reader"
+	rec := &recorder{}
+	stop := runSource(t, src, rec)
+	defer stop()
+	waitFor(t, "300 events", func() bool { n, _ := rec.counts(); return n == 300 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	seen := map[string]bool{}
+	for _, ev := range rec.events {
+		seen[ev.ID] = true
+	}
+	for _, ev := range evs {
+		if !seen[ev.ID] {
+			t.Fatalf("event %s not read", ev.ID)
+		}
+	}
+}

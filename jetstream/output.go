@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,9 +43,7 @@ func (c *OutputConfig) Validate() error {
 	if c.URL == "" {
 		errs = append(errs, pipeline.FieldErrorf("url", "is required (a NATS server, nats://host:4222)"))
 	}
-	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, " \t*>") || strings.HasSuffix(c.SubjectPrefix, ".") || strings.HasPrefix(c.SubjectPrefix, ".") {
-		errs = append(errs, pipeline.FieldErrorf("subject_prefix", "%q is not a subject without wildcards", c.SubjectPrefix))
-	}
+	errs = append(errs, checkSubjectPrefix("subject_prefix", c.SubjectPrefix))
 	if c.Timeout <= 0 {
 		errs = append(errs, pipeline.FieldErrorf("timeout", "must be positive"))
 	}

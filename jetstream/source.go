@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,12 +57,7 @@ func (c *SourceConfig) Validate() error {
 		errs = append(errs, pipeline.FieldErrorf("subject", "is required without stream"))
 	}
 	if c.Stream != "" {
-		if strings.ContainsAny(c.Stream, " \t.*>/\\") {
-			errs = append(errs, pipeline.FieldErrorf("stream", "%q is not a valid stream name", c.Stream))
-		}
-		if c.Consumer == "" || strings.ContainsAny(c.Consumer, " \t.*>/\\") {
-			errs = append(errs, pipeline.FieldErrorf("consumer", "%q is not a valid consumer name", c.Consumer))
-		}
+		errs = append(errs, checkName("stream", c.Stream), checkName("consumer", c.Consumer))
 		if c.Queue != "" {
 			errs = append(errs, pipeline.FieldErrorf("queue", "is for core NATS; runners share a stream through its consumer"))
 		}
@@ -78,7 +72,8 @@ func (c *SourceConfig) Validate() error {
 }
 
 // Source reads events from NATS. A message holds one event, or several
-// as JSON lines (what the nats output and the persist store write).
+// as JSON lines (what the nats output writes), or binary records (what
+// the persist store writes: a source may read another pipeline's stream).
 type Source struct {
 	cfg     SourceConfig
 	set     component.Settings
@@ -157,11 +152,11 @@ func (s *Source) Run(ctx context.Context, p pipeline.Publisher) error {
 		case <-ctx.Done():
 			return nil
 		case m := <-s.msgs:
-			b.AddLines(ctx, m.Data, "subject "+m.Subject)
+			addMessage(ctx, b, m.Header, m.Data, m.Subject)
 			for b.Len() < s.cfg.BatchSize {
 				select {
 				case m = <-s.msgs:
-					b.AddLines(ctx, m.Data, "subject "+m.Subject)
+					addMessage(ctx, b, m.Header, m.Data, m.Subject)
 					continue
 				default:
 				}
@@ -205,14 +200,14 @@ func (s *Source) runStream(ctx context.Context, p pipeline.Publisher, b *ingest.
 			continue
 		}
 		msgs := []jetstream.Msg{m}
-		b.AddLines(ctx, m.Data(), "subject "+m.Subject())
+		addMessage(ctx, b, m.Headers(), m.Data(), m.Subject())
 		for b.Len() < s.cfg.BatchSize {
 			m, err = it.Next(jetstream.NextMaxWait(time.Millisecond))
 			if err != nil {
 				break
 			}
 			msgs = append(msgs, m)
-			b.AddLines(ctx, m.Data(), "subject "+m.Subject())
+			addMessage(ctx, b, m.Headers(), m.Data(), m.Subject())
 		}
 		if err := b.Flush(ctx); err != nil {
 			b.Reset()
@@ -237,5 +232,22 @@ func (s *Source) runStream(ctx context.Context, p pipeline.Publisher, b *ingest.
 		} else {
 			ack()
 		}
+	}
+}
+
+// addMessage adds the events of one message: binary records when its
+// header says so (decoded as the store decodes them), else JSON lines.
+func addMessage(ctx context.Context, b *ingest.Batcher, h nats.Header, data []byte, subject string) {
+	where := "subject " + subject
+	if h.Get(HeaderEncoding) != EncodingBinary {
+		b.AddLines(ctx, data, where)
+		return
+	}
+	evs, err := decodeMessage(nil, h, data)
+	for i := range evs {
+		b.AddEvent(evs[i], ingest.Pos{Where: where, Line: i + 1})
+	}
+	if err != nil {
+		b.Reject(ctx, data, ingest.Pos{Where: where, Line: len(evs) + 1}, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,16 +87,7 @@ func (c *StoreConfig) Enabled() bool { return c.On }
 // Validate checks the configuration.
 func (c *StoreConfig) Validate() error {
 	var errs []error
-	name := func(field, v string) {
-		if v == "" || strings.ContainsAny(v, " \t.*>/\\") {
-			errs = append(errs, pipeline.FieldErrorf(field, "%q is not a valid name (no spaces, dots, wildcards or slashes)", v))
-		}
-	}
-	name("stream", c.Stream)
-	name("consumer", c.Consumer)
-	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, " \t*>") || strings.HasSuffix(c.SubjectPrefix, ".") || strings.HasPrefix(c.SubjectPrefix, ".") {
-		errs = append(errs, pipeline.FieldErrorf("subject_prefix", "%q is not a subject without wildcards", c.SubjectPrefix))
-	}
+	errs = append(errs, checkName("stream", c.Stream), checkName("consumer", c.Consumer), checkSubjectPrefix("subject_prefix", c.SubjectPrefix))
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, pipeline.FieldErrorf("replicas", "must be 1 to 5, got %d", c.Replicas))
 	}

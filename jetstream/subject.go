@@ -2,7 +2,27 @@ package jetstream
 
 import (
 	"strings"
+
+	"github.com/eventpipe/eventpipe/pipeline"
 )
+
+// checkName is the check of a stream or consumer name: no spaces, dots,
+// wildcards or slashes (NATS refuses them).
+func checkName(field, v string) error {
+	if v == "" || strings.ContainsAny(v, " \t.*>/\\") {
+		return pipeline.FieldErrorf(field, "%q is not a valid name (no spaces, dots, wildcards or slashes)", v)
+	}
+	return nil
+}
+
+// checkSubjectPrefix is the check of a prefix events' types are appended
+// to: a subject without wildcards, not starting or ending with a dot.
+func checkSubjectPrefix(field, v string) error {
+	if v == "" || strings.ContainsAny(v, " \t*>") || strings.HasSuffix(v, ".") || strings.HasPrefix(v, ".") {
+		return pipeline.FieldErrorf(field, "%q is not a subject without wildcards", v)
+	}
+	return nil
+}
 
 // Subject is the subject an event type is stored under.
 func Subject(prefix, typ string) string { return prefix + "." + typ }

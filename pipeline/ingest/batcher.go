@@ -64,6 +64,15 @@ func (b *Batcher) Add(ctx context.Context, line []byte, pos Pos) {
 	b.evs, b.pos = append(b.evs, ev), append(b.pos, pos)
 }
 
+// AddEvent adds an event decoded elsewhere (binary records).
+func (b *Batcher) AddEvent(ev pipeline.Event, pos Pos) {
+	b.evs, b.pos = append(b.evs, ev), append(b.pos, pos)
+}
+
+// Reject sends input that is not an event to the dead-letter file with
+// its position and reason.
+func (b *Batcher) Reject(ctx context.Context, raw []byte, pos Pos, err error) { b.reject(ctx, raw, pos, err) }
+
 // AddLines adds every line of data.
 func (b *Batcher) AddLines(ctx context.Context, data []byte, where string) {
 	for n := 1; len(data) > 0; n++ {
