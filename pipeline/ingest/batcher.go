@@ -71,7 +71,9 @@ func (b *Batcher) AddEvent(ev pipeline.Event, pos Pos) {
 
 // Reject sends input that is not an event to the dead-letter file with
 // its position and reason.
-func (b *Batcher) Reject(ctx context.Context, raw []byte, pos Pos, err error) { b.reject(ctx, raw, pos, err) }
+func (b *Batcher) Reject(ctx context.Context, raw []byte, pos Pos, err error) {
+	b.reject(ctx, raw, pos, err)
+}
 
 // AddLines adds every line of data.
 func (b *Batcher) AddLines(ctx context.Context, data []byte, where string) {
