@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -210,4 +211,34 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// PartialError is an exporter's failure to deliver some of a batch: the
+// events at the indexes Failed (ascending, into the slice given to Export)
+// were not delivered, and Err says why; every other event was. An exporter
+// that sends events one by one (a webhook in CloudEvents binary mode)
+// returns it so that a retry sends only what failed and only the failed
+// events are dead-lettered. Err may be Permanent.
+type PartialError struct {
+	Failed []int
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d events not delivered: %v", len(e.Failed), e.Err)
+}
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// FailedEvents returns the indexes of the events err says were not
+// delivered, out of n: those of a PartialError, otherwise all of them.
+func FailedEvents(err error, n int) []int {
+	var pe *PartialError
+	if errors.As(err, &pe) {
+		return pe.Failed
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	return all
 }

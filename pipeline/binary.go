@@ -18,8 +18,11 @@ import (
 //	          correlation_len:u16 causation_len:u16 language_len:u16
 //	          tags:u16 (count) data_len:u32
 //	          schema id type source correlation causation language
-//	          (tag_len:u16 tag)* data
+//	          (tag_len:u16 tag)* data [cloud]
 //
+// cloud, the rest of the record after data, is the event's CloudAttributes
+// as the JSON object AppendJSON writes under "cloudevents" (records of
+// events without them end with data, as before it existed).
 // time is time.Time's binary form (its instant and zone offset).
 
 const binaryFixed = 4 + 8 + 1 + 7*2 + 2 + 4
@@ -49,6 +52,11 @@ func (e *Event) AppendBinary(dst []byte) ([]byte, error) {
 		}
 		size += 2 + len(t)
 	}
+	var cloud []byte
+	if e.Cloud != nil {
+		cloud = appendCloudObject(nil, e.Cloud)
+		size += len(cloud)
+	}
 	le := binary.LittleEndian
 	dst = le.AppendUint32(dst, uint32(size))
 	dst = le.AppendUint64(dst, e.Sequence)
@@ -66,7 +74,8 @@ func (e *Event) AppendBinary(dst []byte) ([]byte, error) {
 		dst = le.AppendUint16(dst, uint16(len(t)))
 		dst = append(dst, t...)
 	}
-	return append(dst, e.Data...), nil
+	dst = append(dst, e.Data...)
+	return append(dst, cloud...), nil
 }
 
 var errBinary = errors.New("malformed binary record")
@@ -135,11 +144,18 @@ func DecodeBinary(dst []Event, data []byte) ([]Event, error) {
 				e.Tags[k] = v
 			}
 		}
-		if p+dl != size {
+		if p+dl > size {
 			return dst, fmt.Errorf("record %d: %w (data)", n, errBinary)
 		}
 		if dl > 0 {
-			e.Data = data[base+p : base+size : base+size]
+			e.Data = data[base+p : base+p+dl : base+p+dl]
+		}
+		if p += dl; p < size {
+			c, err := decodeCloudObject(r[p:])
+			if err != nil {
+				return dst, fmt.Errorf("record %d: %w (cloudevents: %v)", n, errBinary, err)
+			}
+			e.Cloud = c
 		}
 		dst = append(dst, e)
 		o += size

@@ -81,11 +81,32 @@ type wireEvent struct {
 	Timestamp string        `json:"timestamp"`
 	Metadata  *wireMetadata `json:"metadata"`
 
-	// CloudEvents 1.0
-	SpecVersion   string `json:"specversion"`
-	DataBase64    string `json:"data_base64"`
-	CECorrelation string `json:"correlationid"`
-	CECausation   string `json:"causationid"`
+	// CloudEvents 1.0: an event with a specversion is read by decodeCloudJSON.
+	SpecVersion string `json:"specversion"`
+
+	// The CloudEvents attributes of an event in the eventpipe shape.
+	Cloud *wireCloud `json:"cloudevents"`
+}
+
+// attributes are the CloudAttributes w holds; extensions that are not a
+// non-empty JSON object are none.
+func (w *wireCloud) attributes() *CloudAttributes {
+	ext := bytes.TrimSpace(w.Extensions)
+	if len(ext) == 0 || ext[0] != '{' || bytes.Equal(ext, []byte("{}")) {
+		ext = nil
+	}
+	return &CloudAttributes{Subject: w.Subject, DataContentType: w.DataContentType, DataSchema: w.DataSchema,
+		Extensions: append(json.RawMessage(nil), ext...), DataBase64: w.DataBase64, NoTime: w.NoTime}
+}
+
+// wireCloud is CloudAttributes in the eventpipe shape (AppendJSON).
+type wireCloud struct {
+	Subject         string          `json:"subject"`
+	DataContentType string          `json:"datacontenttype"`
+	DataSchema      string          `json:"dataschema"`
+	Extensions      json.RawMessage `json:"extensions"`
+	DataBase64      bool            `json:"data_base64"`
+	NoTime          bool            `json:"no_time"`
 }
 
 type wireMetadata struct {
@@ -125,8 +146,17 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	if err := decodeFast(b, &w); err != nil {
 		w = wireEvent{}
 		if err := json.Unmarshal(b, &w); err != nil {
+			if bytes.Contains(b, []byte(`"specversion"`)) {
+				// A CloudEvent's extensions may have names eventpipe
+				// reads with another type (tags, metadata).
+				ev, err := decodeCloudJSON(b)
+				return ev, ShapeCloudEvents, err
+			}
 			return Event{}, 0, jsonDecodeError(err)
 		}
+	} else if w.SpecVersion != "" {
+		ev, err := decodeCloudJSON(b)
+		return ev, ShapeCloudEvents, err
 	} else if w.Data != nil {
 		// The fast decoder's raw values alias b; the event must own its data
 		// (b is often a reader's reused buffer).
@@ -137,18 +167,10 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	var timeField, timeText string
 	switch {
 	case w.SpecVersion != "":
-		shape = ShapeCloudEvents
-		if !strings.HasPrefix(w.SpecVersion, "1.") {
-			return Event{}, shape, &DecodeError{Field: "specversion", Reason: "unsupported CloudEvents version " + quote(w.SpecVersion) + " (want 1.0)"}
-		}
-		ev.SchemaVersion = SchemaVersion
-		ev.Type, ev.Source = w.Type, w.Source
-		ev.CorrelationID, ev.CausationID = w.CECorrelation, w.CECausation
-		timeField, timeText = "time", w.Time
-		ev.Data = w.Data
-		if w.DataBase64 != "" && len(w.Data) == 0 {
-			ev.Data = json.RawMessage(quote(w.DataBase64))
-		}
+		// encoding/json read it (the fast decoder gave up): read it again
+		// as a CloudEvent.
+		ev, err := decodeCloudJSON(b)
+		return ev, ShapeCloudEvents, err
 	case w.Type == "" && w.EventType != "":
 		shape = ShapeLLMSpell
 		ev.SchemaVersion = w.SchemaVersion
@@ -166,6 +188,9 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		ev.CorrelationID, ev.CausationID = w.CorrelationID, w.CausationID
 		ev.Tags, ev.Language, ev.Data = w.Tags, w.Language, w.Data
 		timeField, timeText = "time", w.Time
+		if w.Cloud != nil {
+			ev.Cloud = w.Cloud.attributes()
+		}
 	}
 	if ev.SchemaVersion == "" {
 		ev.SchemaVersion = SchemaVersion

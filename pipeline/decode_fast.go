@@ -62,12 +62,8 @@ func decodeFast(b []byte, w *wireEvent) error {
 			return p.metadata(w)
 		case "specversion":
 			return p.strInto(&w.SpecVersion)
-		case "data_base64":
-			return p.strInto(&w.DataBase64)
-		case "correlationid":
-			return p.strInto(&w.CECorrelation)
-		case "causationid":
-			return p.strInto(&w.CECausation)
+		case "cloudevents":
+			return errFallback // rare: encoding/json reads it
 		}
 		if foldsToKnown(key, wireKeys) {
 			return errFallback // encoding/json matches keys without regard to case
@@ -117,7 +113,7 @@ func (p *fastParser) members(fn func(key string) error) error {
 
 var (
 	wireKeys = []string{"schema_version", "id", "type", "time", "source", "sequence", "correlation_id", "causation_id",
-		"tags", "language", "data", "event_type", "timestamp", "metadata", "specversion", "data_base64", "correlationid", "causationid"}
+		"tags", "language", "data", "event_type", "timestamp", "metadata", "specversion", "cloudevents"}
 	metadataKeys = []string{"correlation_id", "source", "tags"}
 )
 

@@ -44,6 +44,8 @@ func TestDecodeShapes(t *testing.T) {
 			SchemaVersion: "1.0", ID: "ce-77", Type: "agent.completed",
 			Time: mustTime(t, "2026-11-27T10:00:00.5Z"), Source: "agent-1",
 			CorrelationID: "c-1", CausationID: "e-0", Data: data,
+			Cloud: &pipeline.CloudAttributes{Subject: "run/7", DataContentType: "application/json", DataSchema: "https://example.com/s.json",
+				Extensions: json.RawMessage(`{"traceparent":"00-abc-01","priority":3,"sequence":"9"}`)},
 		}},
 	}
 	for _, tc := range tests {

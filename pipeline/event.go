@@ -27,6 +27,10 @@ type Event struct {
 	Tags          []string        `json:"tags,omitempty"`
 	Language      string          `json:"language,omitempty"`
 	Data          json.RawMessage `json:"data,omitempty"`
+	// Cloud holds the CloudEvents attributes of an event that arrived as a
+	// CloudEvent and that the fields above do not (subject, content type
+	// and schema of the data, extensions); nil for other events.
+	Cloud *CloudAttributes `json:"cloudevents,omitempty"`
 }
 
 // eventHeaderSize is what one Event value occupies in a buffer slot.
@@ -37,7 +41,7 @@ const eventHeaderSize = int(unsafe.Sizeof(Event{}))
 // compares it to the configured maximum event size.
 func (e *Event) Size() int {
 	n := eventHeaderSize + len(e.SchemaVersion) + len(e.ID) + len(e.Type) + len(e.Source) +
-		len(e.CorrelationID) + len(e.CausationID) + len(e.Language) + len(e.Data)
+		len(e.CorrelationID) + len(e.CausationID) + len(e.Language) + len(e.Data) + e.Cloud.size()
 	for _, t := range e.Tags {
 		n += 16 + len(t)
 	}
@@ -58,6 +62,14 @@ func (e *Event) Clone() Event {
 	}
 	if e.Data != nil {
 		c.Data = append(json.RawMessage(nil), e.Data...)
+	}
+	if e.Cloud != nil {
+		a := *e.Cloud
+		a.Extensions = append(json.RawMessage(nil), a.Extensions...)
+		if len(a.Extensions) == 0 {
+			a.Extensions = nil
+		}
+		c.Cloud = &a
 	}
 	return c
 }

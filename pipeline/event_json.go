@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 )
@@ -70,11 +72,29 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"language":`...)
 		dst = appendString(dst, e.Language)
 	}
+	if e.Cloud != nil {
+		dst = append(dst, `,"cloudevents":`...)
+		dst = appendCloudObject(dst, e.Cloud)
+	}
 	if len(e.Data) > 0 {
 		dst = append(dst, `,"data":`...)
-		dst = append(dst, e.Data...)
+		dst = appendData(dst, e.Data)
 	}
 	return append(dst, '}')
+}
+
+// appendData appends a JSON value, on one line: data with a line break
+// between its tokens (a pretty-printed HTTP body) is compacted, so that
+// every encoding of an event stays one line of JSON lines.
+func appendData(dst []byte, data []byte) []byte {
+	if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+		return append(dst, data...)
+	}
+	buf := bytes.NewBuffer(dst)
+	if json.Compact(buf, data) != nil {
+		return append(dst, data...) // not JSON: written as it is (never the case for decoded events)
+	}
+	return buf.Bytes()
 }
 
 const hexDigits = "0123456789abcdef"
@@ -133,3 +153,50 @@ func appendString(dst []byte, s string) []byte {
 // does) to dst. Exporters use it to build other encodings without
 // allocating.
 func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
+// appendCloudObject appends c as the JSON object that the eventpipe shape
+// holds under "cloudevents".
+func appendCloudObject(dst []byte, c *CloudAttributes) []byte {
+	dst = append(dst, '{')
+	n := len(dst)
+	sep := func() {
+		if len(dst) > n {
+			dst = append(dst, ',')
+		}
+	}
+	field := func(name, v string) {
+		if v != "" {
+			sep()
+			dst = append(dst, '"')
+			dst = append(dst, name...)
+			dst = append(dst, '"', ':')
+			dst = appendString(dst, v)
+		}
+	}
+	field("subject", c.Subject)
+	field("datacontenttype", c.DataContentType)
+	field("dataschema", c.DataSchema)
+	if len(c.Extensions) > 0 {
+		sep()
+		dst = append(dst, `"extensions":`...)
+		dst = appendData(dst, c.Extensions)
+	}
+	if c.DataBase64 {
+		sep()
+		dst = append(dst, `"data_base64":true`...)
+	}
+	if c.NoTime {
+		sep()
+		dst = append(dst, `"no_time":true`...)
+	}
+	return append(dst, '}')
+}
+
+// decodeCloudObject reads what appendCloudObject wrote.
+func decodeCloudObject(b []byte) (*CloudAttributes, error) {
+	var w wireCloud
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, err
+	}
+	return w.attributes(), nil
+}

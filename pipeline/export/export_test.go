@@ -254,7 +254,7 @@ func TestWebhookCloudEventsBatch(t *testing.T) {
 		ctype = r.Header.Get("Content-Type")
 	}))
 	defer srv.Close()
-	w, _ := export.NewWebhook(export.WebhookConfig{URL: srv.URL, Format: "cloudevents"}, srv.Client())
+	w, _ := export.NewWebhook(export.WebhookConfig{URL: srv.URL, Format: "cloudevents", Mode: "batch"}, srv.Client())
 	if err := w.Export(context.Background(), events(2)); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,9 @@ type FileConfig struct {
 	// stream delivers again the events it had not seen acknowledged, and
 	// some of them were written already.
 	Dedupe bool `yaml:"dedupe"`
+	// Format is eventpipe (default) or cloudevents (one structured
+	// CloudEvent per line).
+	Format Format `yaml:"format"`
 }
 
 // DedupeWindow is how much of the end of the file Dedupe reads at start.
@@ -65,6 +68,9 @@ func (c *FileConfig) Validate() error {
 	}
 	if c.MaxSizeMB == 0 && (c.MaxBackups > 0 || c.MaxAgeDays > 0 || c.Compress) {
 		errs = append(errs, errors.New("max_backups, max_age_days and compress have no effect without max_size_mb"))
+	}
+	if err := c.Format.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Fsync {
 	case "", "never", "batch":
@@ -155,7 +161,7 @@ func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 				continue
 			}
 		}
-		f.buf = append(events[i].AppendJSON(f.buf[:0]), '\n')
+		f.buf = append(f.cfg.Format.Append(f.buf[:0], &events[i]), '\n')
 		if _, err := f.w.Write(f.buf); err != nil {
 			return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
 		}

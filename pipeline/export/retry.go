@@ -97,20 +97,53 @@ func (r *Retry) Export(ctx context.Context, events []pipeline.Event) error {
 			timer.Stop()
 		}
 	}()
+	// pending are the indexes (into events) still to deliver: all at
+	// first, then those a PartialError names.
+	var pending []int
+	batch := events
+	// failed returns err about the events of batch, with its indexes
+	// turned into indexes of events.
+	failed := func(err error) error {
+		if pending == nil {
+			return err // batch is events: its indexes are theirs
+		}
+		idx := pipeline.FailedEvents(err, len(batch))
+		out := make([]int, len(idx))
+		for k, i := range idx {
+			out[k] = pending[i]
+		}
+		return &pipeline.PartialError{Failed: out, Err: err}
+	}
 	for attempt := 1; ; attempt++ {
-		err := r.Exporter.Export(ctx, events)
+		err := r.Exporter.Export(ctx, batch)
 		if err == nil {
 			return nil
 		}
 		if pipeline.IsPermanent(err) {
-			return err
+			return failed(err)
 		}
 		if attempt >= r.cfg.MaxAttempts {
-			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			return failed(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		wait := b.NextBackOff()
 		if wait == backoff.Stop {
-			return fmt.Errorf("gave up after %d attempts (%v elapsed): %w", attempt, r.cfg.MaxElapsed, err)
+			return failed(fmt.Errorf("gave up after %d attempts (%v elapsed): %w", attempt, r.cfg.MaxElapsed, err))
+		}
+		var pe *pipeline.PartialError
+		if errors.As(err, &pe) {
+			// Send again only what was not delivered.
+			next := make([]int, len(pe.Failed))
+			for k, i := range pe.Failed {
+				if pending != nil {
+					i = pending[i]
+				}
+				next[k] = i
+			}
+			pending = next
+			batch = make([]pipeline.Event, len(pending))
+			for k, i := range pending {
+				batch[k] = events[i]
+			}
 		}
 		var ra *RetryAfterError
 		if errors.As(err, &ra) && ra.After > wait {
@@ -127,7 +160,7 @@ func (r *Retry) Export(ctx context.Context, events []pipeline.Event) error {
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
-			return fmt.Errorf("gave up after %d attempts: %w (last error: %v)", attempt, ctx.Err(), err)
+			return failed(fmt.Errorf("gave up after %d attempts: %w (last error: %w)", attempt, ctx.Err(), err))
 		}
 	}
 }

@@ -15,23 +15,27 @@ import (
 type StdoutConfig struct {
 	Type   string `yaml:"type"`
 	Pretty bool   `yaml:"pretty"` // indented JSON instead of JSON lines
+	// Format is eventpipe (default) or cloudevents (one structured
+	// CloudEvent per line).
+	Format Format `yaml:"format"`
 }
 
 // Validate checks the configuration.
-func (c *StdoutConfig) Validate() error { return nil }
+func (c *StdoutConfig) Validate() error { return c.Format.Validate() }
 
 // Stdout writes events as JSON lines (or indented JSON) to a writer.
 type Stdout struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
 	pretty bool
+	format Format
 	buf    []byte
 	ind    bytes.Buffer
 }
 
 // NewStdout returns a stdout exporter writing to w (os.Stdout in the CLI).
 func NewStdout(cfg StdoutConfig, w io.Writer) *Stdout {
-	return &Stdout{w: bufio.NewWriterSize(w, 64<<10), pretty: cfg.Pretty}
+	return &Stdout{w: bufio.NewWriterSize(w, 64<<10), pretty: cfg.Pretty, format: cfg.Format}
 }
 
 func (s *Stdout) Start(context.Context) error { return nil }
@@ -41,7 +45,7 @@ func (s *Stdout) Export(_ context.Context, events []pipeline.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range events {
-		s.buf = events[i].AppendJSON(s.buf[:0])
+		s.buf = s.format.Append(s.buf[:0], &events[i])
 		if s.pretty {
 			s.ind.Reset()
 			if err := json.Indent(&s.ind, s.buf, "", "  "); err != nil {

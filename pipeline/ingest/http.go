@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -166,6 +167,17 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			writeJSON(w, http.StatusBadRequest, Response{Error: err.Error()})
 			return
 		}
+		mode := cloudMode(r.Header)
+		if mode == cloudBinary {
+			ev, err := decodeBinaryMode(r.Header, body, h.maxEvent)
+			if err != nil {
+				p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: "body", Raw: clip(body), Reason: "CloudEvents binary mode: " + err.Error(), Time: time.Now().UTC()})
+				writeJSON(w, http.StatusBadRequest, Response{Error: "CloudEvents binary mode: " + err.Error(), Rejected: []Rejection{{Index: 0, Reason: err.Error()}}})
+				return
+			}
+			h.publish(w, r, p, [][]byte{body}, []pipeline.Event{ev}, []int{0}, Response{})
+			return
+		}
 		items, err := SplitBody(r.Header.Get("Content-Type"), body)
 		if err != nil {
 			status := http.StatusBadRequest
@@ -183,18 +195,26 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 		// store for the whole request.
 		evs := make([]pipeline.Event, 0, len(items))
 		at := make([]int, 0, len(items)) // the item each event came from
-		reject := func(i int, err error) {
-			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Reason: err.Error()})
-			p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: fmt.Sprintf("item %d", i), Raw: clip(items[i]), Reason: err.Error(), Time: time.Now().UTC()})
-		}
 		for i, item := range items {
-			ev, err := pipeline.Decode(item, opts)
+			ev, shape, err := pipeline.DecodeShape(item, opts)
+			if err == nil && mode != cloudNone && shape != pipeline.ShapeCloudEvents {
+				err = errors.New("not a CloudEvent (no specversion), but Content-Type says CloudEvents")
+			}
 			if err != nil {
-				reject(i, err)
+				rejectItem(r, p, &resp, items, i, err)
 				continue
 			}
 			evs, at = append(evs, ev), append(at, i)
 		}
+		h.publish(w, r, p, items, evs, at, resp)
+	})
+}
+
+// publish publishes the decoded events of a request and answers it; at[k]
+// is the item evs[k] came from, resp holds the rejections so far.
+func (h *HTTP) publish(w http.ResponseWriter, r *http.Request, p pipeline.Publisher, items [][]byte, evs []pipeline.Event, at []int, resp Response) {
+	reject := func(i int, err error) { rejectItem(r, p, &resp, items, i, err) }
+	{
 		errs := make([]error, len(evs))
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
 		n, err := pipeline.PublishBatch(ctx, p, evs, errs)
@@ -231,7 +251,52 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			status = http.StatusBadRequest
 		}
 		writeJSON(w, status, resp)
-	})
+	}
+}
+
+// rejectItem records item i of a request as refused, in the answer and
+// the dead-letter file.
+func rejectItem(r *http.Request, p pipeline.Publisher, resp *Response, items [][]byte, i int, err error) {
+	resp.Rejected = append(resp.Rejected, Rejection{Index: i, Reason: err.Error()})
+	p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: fmt.Sprintf("item %d", i), Raw: clip(items[i]), Reason: err.Error(), Time: time.Now().UTC()})
+}
+
+type cloudModeKind int
+
+const (
+	cloudNone       cloudModeKind = iota // not CloudEvents: eventpipe's shapes
+	cloudBinary                          // ce-* headers, the body is the data
+	cloudStructured                      // application/cloudevents+json
+	cloudBatch                           // application/cloudevents-batch+json
+)
+
+// cloudMode is how a request carries events, decided as the CloudEvents
+// HTTP binding says: by Content-Type first (structured or batch), then by
+// a ce-specversion header (binary).
+func cloudMode(h http.Header) cloudModeKind {
+	switch mt := pipeline.MediaType(h.Get("Content-Type")); {
+	case mt == "application/cloudevents-batch+json":
+		return cloudBatch
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return cloudStructured // SplitBody refuses a format other than +json
+	}
+	if h.Get("Ce-Specversion") != "" {
+		return cloudBinary
+	}
+	return cloudNone
+}
+
+// decodeBinaryMode reads a binary-mode CloudEvent: every ce-* header is an
+// attribute (values as sent, as the SDKs send them), Content-Type is the
+// datacontenttype and the body the data.
+func decodeBinaryMode(h http.Header, body []byte, maxEvent int) (pipeline.Event, error) {
+	attrs := make(map[string]string, 8)
+	for k, v := range h {
+		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") && len(v) > 0 {
+			attrs[strings.ToLower(k[3:])] = v[0]
+		}
+	}
+	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), body, pipeline.DecodeOptions{MaxSize: maxEvent})
 }
 
 func clip(b []byte) []byte {
@@ -282,6 +347,9 @@ func SplitBody(contentType string, body []byte) ([][]byte, error) {
 			}
 			return [][]byte{trimmed}, nil
 		}
+		if mt == "application/cloudevents+json" {
+			return nil, errors.New("a structured CloudEvent is one JSON object (send several as application/cloudevents-batch+json)")
+		}
 		var raw []json.RawMessage
 		if err := json.Unmarshal(trimmed, &raw); err != nil {
 			return nil, fmt.Errorf("body is not a JSON array of events: %w", err)
@@ -292,5 +360,5 @@ func SplitBody(contentType string, body []byte) ([][]byte, error) {
 		}
 		return items, nil
 	}
-	return nil, fmt.Errorf("%w %q (want application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json)", errContentType, mt)
+	return nil, fmt.Errorf("%w %q (want application/json, application/x-ndjson, application/cloudevents+json, application/cloudevents-batch+json, or a CloudEvent in binary mode with ce-* headers)", errContentType, mt)
 }

@@ -94,14 +94,23 @@ func (r *Runner) export(ctx context.Context, g *graph, b *pipeline.Batch) []expo
 			st.mu.Unlock()
 			continue
 		}
-		st.failed.Add(uint64(len(o.buf)))
-		r.metrics.exportFailures.WithLabelValues(o.name).Add(float64(len(o.buf)))
+		// A PartialError names the events that were not delivered; the
+		// others were.
+		failed := pipeline.FailedEvents(errs[k], len(o.buf))
+		if ok := len(o.buf) - len(failed); ok > 0 {
+			st.exported.Add(uint64(ok))
+			r.metrics.exported.WithLabelValues(o.name).Add(float64(ok))
+		}
+		st.failed.Add(uint64(len(failed)))
+		r.metrics.exportFailures.WithLabelValues(o.name).Add(float64(len(failed)))
 		st.mu.Lock()
 		st.lastErr, st.lastErrAt = errs[k].Error(), time.Now()
 		st.mu.Unlock()
-		r.log.Error("export failed; events go to the dead letter", "output", o.name, "events", len(o.buf), "err", errs[k])
-		for _, i := range o.idx {
-			dead = append(dead, export.EventRecord(&b.Events[i], "export", o.name, errs[k].Error()))
+		r.log.Error("export failed; events go to the dead letter", "output", o.name, "events", len(failed), "err", errs[k])
+		for _, j := range failed {
+			if j >= 0 && j < len(o.idx) {
+				dead = append(dead, export.EventRecord(&b.Events[o.idx[j]], "export", o.name, errs[k].Error()))
+			}
 		}
 	}
 	return dead
