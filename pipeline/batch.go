@@ -221,7 +221,10 @@ func IsPermanent(err error) bool {
 // events are dead-lettered. Err may be Permanent.
 type PartialError struct {
 	Failed []int
-	Err    error
+	// Permanent are the indexes in Failed that would fail again (a 400):
+	// a retry leaves them out.
+	Permanent []int
+	Err       error
 }
 
 func (e *PartialError) Error() string {

@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -406,5 +408,52 @@ func TestFileDedupeAfterRestart(t *testing.T) {
 				t.Errorf("line 11 is %s", ids[10])
 			}
 		})
+	}
+}
+
+// In binary mode each event is its own request: attributes in ce-*
+// headers, the data as the body. Events that fail are retried alone and
+// only they are reported failed (PartialError), at their batch indexes.
+func TestWebhookBinaryModeRetriesOnlyWhatFailed(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("Ce-Id")
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[id]++
+		n := seen[id]
+		if r.Header.Get("Ce-Specversion") != "1.0" || r.Header.Get("Ce-Type") != "agent.step" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Ce-Sequence") == "" {
+			bodies = append(bodies, "bad headers: "+fmt.Sprint(r.Header))
+		}
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+		switch {
+		case id == "id-b" && n == 1: // fails once, then succeeds
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case id == "id-d": // always refused
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	w, err := export.NewWebhook(export.WebhookConfig{URL: srv.URL, Format: "cloudevents", Concurrency: 3}, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = export.NewRetry(w, fastRetry(4)).Export(context.Background(), events(5))
+	var pe *pipeline.PartialError
+	if !errors.As(err, &pe) || !slices.Equal(pe.Failed, []int{3}) {
+		t.Fatalf("err = %v, want a PartialError for index 3", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["id-a"] != 1 || seen["id-c"] != 1 || seen["id-e"] != 1 || seen["id-b"] != 2 || seen["id-d"] != 1 {
+		t.Errorf("requests per event: %v", seen)
+	}
+	for _, b := range bodies {
+		if !strings.HasPrefix(b, `{"i":`) {
+			t.Errorf("body %q", b)
+		}
 	}
 }

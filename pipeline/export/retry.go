@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -97,48 +98,62 @@ func (r *Retry) Export(ctx context.Context, events []pipeline.Event) error {
 			timer.Stop()
 		}
 	}()
-	// pending are the indexes (into events) still to deliver: all at
-	// first, then those a PartialError names.
-	var pending []int
+	// batch is what the next attempt sends: events at first, then the
+	// events a PartialError said were not delivered; pending holds their
+	// indexes into events (nil while batch is events). given are the
+	// events that failed for good on an earlier attempt.
 	batch := events
-	// failed returns err about the events of batch, with its indexes
-	// turned into indexes of events.
-	failed := func(err error) error {
+	var pending, given []int
+	var givenErr error
+	orig := func(i int) int {
 		if pending == nil {
-			return err // batch is events: its indexes are theirs
+			return i
 		}
-		idx := pipeline.FailedEvents(err, len(batch))
-		out := make([]int, len(idx))
-		for k, i := range idx {
-			out[k] = pending[i]
+		return pending[i]
+	}
+	// result is err about batch, as an error about events.
+	result := func(err error) error {
+		if pending == nil && given == nil {
+			return err
 		}
+		out := append([]int(nil), given...)
+		for _, i := range pipeline.FailedEvents(err, len(batch)) {
+			out = append(out, orig(i))
+		}
+		slices.Sort(out)
 		return &pipeline.PartialError{Failed: out, Err: err}
 	}
 	for attempt := 1; ; attempt++ {
 		err := r.Exporter.Export(ctx, batch)
 		if err == nil {
+			if given != nil {
+				return &pipeline.PartialError{Failed: given, Err: givenErr}
+			}
 			return nil
 		}
 		if pipeline.IsPermanent(err) {
-			return failed(err)
+			return result(err)
 		}
 		if attempt >= r.cfg.MaxAttempts {
-			return failed(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
+			return result(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		wait := b.NextBackOff()
 		if wait == backoff.Stop {
-			return failed(fmt.Errorf("gave up after %d attempts (%v elapsed): %w", attempt, r.cfg.MaxElapsed, err))
+			return result(fmt.Errorf("gave up after %d attempts (%v elapsed): %w", attempt, r.cfg.MaxElapsed, err))
 		}
 		var pe *pipeline.PartialError
 		if errors.As(err, &pe) {
-			// Send again only what was not delivered.
-			next := make([]int, len(pe.Failed))
-			for k, i := range pe.Failed {
-				if pending != nil {
-					i = pending[i]
+			// Send again only what was not delivered and may still be.
+			var next []int
+			for _, i := range pe.Failed {
+				if slices.Contains(pe.Permanent, i) {
+					given = append(given, orig(i))
+					givenErr = err
+				} else {
+					next = append(next, orig(i))
 				}
-				next[k] = i
 			}
+			slices.Sort(given)
 			pending = next
 			batch = make([]pipeline.Event, len(pending))
 			for k, i := range pending {
@@ -160,7 +175,7 @@ func (r *Retry) Export(ctx context.Context, events []pipeline.Event) error {
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
-			return failed(fmt.Errorf("gave up after %d attempts: %w (last error: %w)", attempt, ctx.Err(), err))
+			return result(fmt.Errorf("gave up after %d attempts: %w (last error: %w)", attempt, ctx.Err(), err))
 		}
 	}
 }

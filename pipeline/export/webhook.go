@@ -174,6 +174,7 @@ func (w *Webhook) exportEach(ctx context.Context, events []pipeline.Event) error
 		next    atomic.Int64
 		mu      sync.Mutex
 		failed  []int
+		perm    []int
 		lastErr error
 		wg      sync.WaitGroup
 	)
@@ -210,6 +211,9 @@ func (w *Webhook) exportEach(ctx context.Context, events []pipeline.Event) error
 				if err := send(i); err != nil {
 					mu.Lock()
 					failed = append(failed, i)
+					if pipeline.IsPermanent(err) {
+						perm = append(perm, i)
+					}
 					if lastErr == nil || !pipeline.IsPermanent(err) {
 						lastErr = err // a retryable error keeps the rest retryable
 					}
@@ -223,7 +227,8 @@ func (w *Webhook) exportEach(ctx context.Context, events []pipeline.Event) error
 		return nil
 	}
 	slices.Sort(failed)
-	return &pipeline.PartialError{Failed: failed, Err: lastErr}
+	slices.Sort(perm)
+	return &pipeline.PartialError{Failed: failed, Permanent: perm, Err: lastErr}
 }
 
 // headerCase is name as Go's canonical header key spells what follows
