@@ -30,6 +30,13 @@ type OutputConfig struct {
 	JetStream bool `yaml:"jetstream"`
 	// Timeout bounds waiting for acknowledgements. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// Format is eventpipe (the default: the event's JSON) or cloudevents,
+	// as the CloudEvents NATS binding says, in Mode binary (the default:
+	// attributes in ce-* headers, datacontenttype in Content-Type, the
+	// data as the payload) or structured (the JSON format, Content-Type
+	// application/cloudevents+json).
+	Format string `yaml:"format"`
+	Mode   string `yaml:"mode"`
 }
 
 // NewOutputConfig returns the defaults.
@@ -46,6 +53,18 @@ func (c *OutputConfig) Validate() error {
 	errs = append(errs, checkSubjectPrefix("subject_prefix", c.SubjectPrefix))
 	if c.Timeout <= 0 {
 		errs = append(errs, pipeline.FieldErrorf("timeout", "must be positive"))
+	}
+	switch c.Format {
+	case "", "eventpipe", "cloudevents":
+	default:
+		errs = append(errs, pipeline.FieldErrorf("format", "want eventpipe or cloudevents, got %q", c.Format))
+	}
+	switch {
+	case c.Mode == "":
+	case c.Format != "cloudevents":
+		errs = append(errs, pipeline.FieldErrorf("mode", "only the cloudevents format has modes (set format: cloudevents)"))
+	case c.Mode != "binary" && c.Mode != "structured":
+		errs = append(errs, pipeline.FieldErrorf("mode", "want binary or structured, got %q", c.Mode))
 	}
 	return errors.Join(errs...)
 }
@@ -99,7 +118,11 @@ func (o *Output) Export(ctx context.Context, events []pipeline.Event) error {
 	defer cancel()
 	if o.js == nil {
 		for i := range events {
-			if err := o.conn.NC.PublishMsg(o.message(&events[i])); err != nil {
+			m, err := o.message(&events[i])
+			if err != nil {
+				return pipeline.Permanent(fmt.Errorf("nats output: %w", err))
+			}
+			if err := o.conn.NC.PublishMsg(m); err != nil {
 				return fmt.Errorf("nats output: %w", err)
 			}
 		}
@@ -110,7 +133,11 @@ func (o *Output) Export(ctx context.Context, events []pipeline.Event) error {
 	}
 	o.futs = o.futs[:0]
 	for i := range events {
-		f, err := o.js.PublishMsgAsync(o.message(&events[i]))
+		m, err := o.message(&events[i])
+		if err != nil {
+			return pipeline.Permanent(fmt.Errorf("nats output: %w", err))
+		}
+		f, err := o.js.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("nats output: publish: %w", err)
 		}
@@ -131,11 +158,26 @@ func (o *Output) Export(ctx context.Context, events []pipeline.Event) error {
 	return nil
 }
 
-func (o *Output) message(ev *pipeline.Event) *nats.Msg {
+func (o *Output) message(ev *pipeline.Event) (*nats.Msg, error) {
 	m := nats.NewMsg(Subject(o.cfg.SubjectPrefix, ev.Type))
-	m.Data = ev.AppendJSON(nil)
+	switch {
+	case o.cfg.Format != "cloudevents":
+		m.Data = ev.AppendJSON(nil)
+	case o.cfg.Mode == "structured":
+		m.Data = ev.AppendCloudEvent(nil)
+		m.Header.Set("Content-Type", "application/cloudevents+json")
+	default:
+		ct, data, err := ev.CloudBinary(func(name, value string) { m.Header.Set("ce-"+name, value) })
+		if err != nil {
+			return nil, err
+		}
+		if ct != "" {
+			m.Header.Set("Content-Type", ct)
+		}
+		m.Data = data
+	}
 	if ev.ID != "" {
 		m.Header.Set(nats.MsgIdHdr, ev.ID)
 	}
-	return m
+	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -239,6 +240,16 @@ func (s *Source) runStream(ctx context.Context, p pipeline.Publisher, b *ingest.
 // header says so (decoded as the store decodes them), else JSON lines.
 func addMessage(ctx context.Context, b *ingest.Batcher, h nats.Header, data []byte, subject string) {
 	where := "subject " + subject
+	if h.Get("ce-specversion") != "" {
+		// A CloudEvent in the NATS binding's binary mode.
+		ev, err := decodeCloudMessage(h, data, b.MaxEventSize())
+		if err != nil {
+			b.Reject(ctx, data, ingest.Pos{Where: where, Line: 1}, fmt.Errorf("CloudEvents binary mode: %w", err))
+			return
+		}
+		b.AddEvent(ev, ingest.Pos{Where: where, Line: 1})
+		return
+	}
 	if h.Get(HeaderEncoding) != EncodingBinary {
 		b.AddLines(ctx, data, where)
 		return
@@ -250,4 +261,17 @@ func addMessage(ctx context.Context, b *ingest.Batcher, h nats.Header, data []by
 	if err != nil {
 		b.Reject(ctx, data, ingest.Pos{Where: where, Line: len(evs) + 1}, err)
 	}
+}
+
+// decodeCloudMessage reads a CloudEvent in the NATS binding's binary mode:
+// every ce-* header an attribute, Content-Type the datacontenttype, the
+// payload the data.
+func decodeCloudMessage(h nats.Header, data []byte, maxEvent int) (pipeline.Event, error) {
+	attrs := make(map[string]string, 8)
+	for k, v := range h {
+		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") && len(v) > 0 {
+			attrs[strings.ToLower(k[3:])] = v[0]
+		}
+	}
+	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), data, pipeline.DecodeOptions{MaxSize: maxEvent})
 }

@@ -50,6 +50,10 @@ func NewBatcher(source string, p pipeline.Publisher, maxSize int) *Batcher {
 	return &Batcher{name: source, p: p, opts: pipeline.DecodeOptions{MaxSize: maxSize}}
 }
 
+// MaxEventSize is the largest event the batcher accepts (its
+// DecodeOptions.MaxSize), for sources that decode events themselves.
+func (b *Batcher) MaxEventSize() int { return b.opts.MaxSize }
+
 // Add decodes one line (its newline may still be on it).
 func (b *Batcher) Add(ctx context.Context, line []byte, pos Pos) {
 	line = bytes.TrimRight(line, "\r\n")
