@@ -41,8 +41,9 @@ func tagsJSON(tags []string) []byte {
 	return b
 }
 
-// encodedSize is the size of the batch encoding of events.
-func encodedSize(events []pipeline.Event) int {
+// encodedSize is the size of the batch encoding of events; attrs: the
+// records carry CloudEvents attributes (ABI 2).
+func encodedSize(events []pipeline.Event, attrs bool) int {
 	n := batchHeader
 	for i := range events {
 		e := &events[i]
@@ -51,8 +52,19 @@ func encodedSize(events []pipeline.Event) int {
 		if len(e.Tags) > 0 {
 			n += len(tagsJSON(e.Tags))
 		}
+		if attrs && e.Cloud != nil {
+			n += len(cloudJSON(e))
+		}
 	}
 	return n
+}
+
+// cloudJSON is the attributes field of ABI 2 for e (nil when none).
+func cloudJSON(e *pipeline.Event) []byte {
+	if e.Cloud == nil {
+		return nil
+	}
+	return pipeline.AppendCloudAttributes(nil, e.Cloud)
 }
 
 var errFieldTooLong = errors.New("field over 65535 bytes")
@@ -60,7 +72,7 @@ var errFieldTooLong = errors.New("field over 65535 bytes")
 // encodeBatch writes events into dst (len(dst) == encodedSize(events)),
 // straight into guest memory when dst is a view of it. Written for speed:
 // it is most of the host's cost per event.
-func encodeBatch(dst []byte, events []pipeline.Event) error {
+func encodeBatch(dst []byte, events []pipeline.Event, attrs bool) error {
 	le := binary.LittleEndian
 	le.PutUint32(dst[0:], batchMagic)
 	le.PutUint32(dst[4:], uint32(len(events)))
@@ -71,18 +83,22 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 		if len(e.Tags) > 0 {
 			tags = tagsJSON(e.Tags)
 		}
-		lt, ls, li, lc, lz, ll, lg := len(e.Type), len(e.Source), len(e.ID), len(e.CorrelationID), len(e.CausationID), len(e.Language), len(tags)
-		if (lt|ls|li|lc|lz|ll|lg)>>16 != 0 {
+		var cloud []byte
+		if attrs && e.Cloud != nil {
+			cloud = cloudJSON(e)
+		}
+		lt, ls, li, lc, lz, ll, lg, la := len(e.Type), len(e.Source), len(e.ID), len(e.CorrelationID), len(e.CausationID), len(e.Language), len(tags), len(cloud)
+		if (lt|ls|li|lc|lz|ll|lg|la)>>16 != 0 {
 			return fmt.Errorf("event %d: %w", i, errFieldTooLong)
 		}
-		size := recordHeader + lt + ls + li + lc + lz + ll + lg + len(e.Data)
+		size := recordHeader + lt + ls + li + lc + lz + ll + lg + la + len(e.Data)
 		r := dst[o : o+size : o+size]
 		_ = r[recordHeader-1]
 		le.PutUint32(r[0:], uint32(size))
 		le.PutUint64(r[4:], uint64(abiTime(e.Time)))
 		le.PutUint64(r[12:], e.Sequence)
 		le.PutUint64(r[20:], uint64(lt)|uint64(ls)<<16|uint64(li)<<32|uint64(lc)<<48)
-		le.PutUint64(r[28:], uint64(lz)|uint64(ll)<<16|uint64(lg)<<32)
+		le.PutUint64(r[28:], uint64(lz)|uint64(ll)<<16|uint64(lg)<<32|uint64(la)<<48)
 		le.PutUint32(r[36:], uint32(len(e.Data)))
 		// Empty fields (most of the optional ones) cost no copy call.
 		p := recordHeader
@@ -99,7 +115,10 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 			p += copy(r[p:], e.Language)
 			p += copy(r[p:], tags)
 		}
-		copy(r[p:], e.Data)
+		p += copy(r[p:], e.Data)
+		if la > 0 {
+			copy(r[p:], cloud) // ABI 2: after data, so that v1 readers of data are unchanged
+		}
 		o += size
 	}
 	return nil
@@ -111,7 +130,7 @@ func encodeBatch(dst []byte, events []pipeline.Event) error {
 // the host's values whatever the record says; rewrites counts the records
 // that tried. An event whose payload grew past maxSize (0: no bound) fails
 // the batch, as any malformed output does.
-func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize int) (rewrites int, err error) {
+func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize int, attrs bool) (rewrites int, err error) {
 	le := binary.LittleEndian
 	if len(src) < batchHeader || le.Uint32(src) != batchMagic {
 		return 0, errors.New("output is not an EPB1 batch")
@@ -135,6 +154,11 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 			lens[k] = int(le.Uint16(r[20+2*k:]))
 			total += lens[k]
 		}
+		la := 0 // ABI 2: the attributes after data
+		if attrs {
+			la = int(le.Uint16(r[34:]))
+			total += la
+		}
 		if total != size {
 			return rewrites, fmt.Errorf("record %d: field lengths add up to %d, size says %d", i, total, size)
 		}
@@ -149,8 +173,17 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 			f[k] = r[p : p+n]
 			p += n
 		}
-		data := r[p:]
+		data := r[p : size-la]
 		e := &events[i]
+		if attrs {
+			if cloud := r[size-la:]; string(cloud) != string(cloudJSON(e)) {
+				c, err := pipeline.ParseCloudAttributes(cloud)
+				if err != nil {
+					return rewrites, fmt.Errorf("record %d: attributes: %v", i, err)
+				}
+				e.Cloud = c
+			}
+		}
 		// Only what the plugin changed is copied: comparing a []byte with a
 		// string allocates nothing.
 		if string(f[0]) != e.Type {
@@ -227,6 +260,9 @@ type Manifest struct {
 	Version      string   `json:"version"`
 	Kind         string   `json:"kind"`
 	Capabilities []string `json:"capabilities"`
+	// ABI is the record revision the plugin reads and writes: 1 (or
+	// absent) or 2, whose records carry the CloudEvents attributes.
+	ABI int `json:"abi"`
 }
 
 func (m Manifest) has(c string) bool {

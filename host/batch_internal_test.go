@@ -27,17 +27,51 @@ func TestDecodeBatchHostRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out := []pipeline.Event{orig[0]}
 			tc.change(&out[0])
-			buf := make([]byte, encodedSize(out))
-			if err := encodeBatch(buf, out); err != nil {
+			buf := make([]byte, encodedSize(out, false))
+			if err := encodeBatch(buf, out, false); err != nil {
 				t.Fatal(err)
 			}
 			evs := []pipeline.Event{orig[0]}
-			rw, err := decodeBatch(buf, evs, make([]bool, 1), tc.max)
+			rw, err := decodeBatch(buf, evs, make([]bool, 1), tc.max, false)
 			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 				t.Fatalf("err = %v, want %q", err, tc.err)
 			}
 			if rw != tc.rewrites || evs[0].ID != "a" || evs[0].Sequence != 7 {
 				t.Errorf("rewrites %d, id %s, sequence %d", rw, evs[0].ID, evs[0].Sequence)
+			}
+		})
+	}
+}
+
+// ABI 2 records carry the CloudEvents attributes after data: a plugin that
+// changes them changes the event; ABI 1 records have none, and a v1
+// transform leaves the event's attributes as they were.
+func TestRecordAttributes(t *testing.T) {
+	orig := pipeline.Event{ID: "a", Type: "com.example.t", Data: json.RawMessage(`{"x":1}`),
+		Cloud: &pipeline.CloudAttributes{Subject: "s/1", Extensions: json.RawMessage(`{"tenant":"acme"}`)}}
+	changed := orig
+	changed.Cloud = &pipeline.CloudAttributes{Subject: "s/2", DataContentType: "application/json", Extensions: json.RawMessage(`{"tenant":"acme"}`)}
+	for _, tc := range []struct {
+		name  string
+		attrs bool
+		want  string
+	}{{"abi 2", true, "s/2"}, {"abi 1", false, "s/1"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := []pipeline.Event{changed}
+			buf := make([]byte, encodedSize(out, tc.attrs))
+			if err := encodeBatch(buf, out, tc.attrs); err != nil {
+				t.Fatal(err)
+			}
+			// The data sits where ABI 1 says, whatever the revision.
+			if got := string(buf[batchHeader+recordHeader+len("a")+len("com.example.t"):][:7]); got != `{"x":1}` {
+				t.Fatalf("data at %q", got)
+			}
+			evs := []pipeline.Event{orig}
+			if _, err := decodeBatch(buf, evs, make([]bool, 1), -1, tc.attrs); err != nil {
+				t.Fatal(err)
+			}
+			if evs[0].Cloud.Subject != tc.want || string(evs[0].Cloud.Extensions) != `{"tenant":"acme"}` || string(evs[0].Data) != `{"x":1}` {
+				t.Errorf("got %+v %s", evs[0].Cloud, evs[0].Data)
 			}
 		})
 	}
@@ -51,10 +85,10 @@ func BenchmarkEncodeBatch(b *testing.B) {
 		evs[i] = pipeline.Event{Type: "agent.completed", Source: "researcher", ID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
 			Data: json.RawMessage(`{"i":1,"pad":"` + strings.Repeat("x", 180) + `"}`)}
 	}
-	buf := make([]byte, encodedSize(evs))
+	buf := make([]byte, encodedSize(evs, false))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := encodeBatch(buf[:encodedSize(evs)], evs); err != nil {
+		if err := encodeBatch(buf[:encodedSize(evs, false)], evs, false); err != nil {
 			b.Fatal(err)
 		}
 	}

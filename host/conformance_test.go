@@ -25,7 +25,7 @@ func conformanceDir() string {
 	return "testdata/conformance"
 }
 
-var goConformance, extismConformance, webhookExporter string // built by TestMain
+var goConformance, extismConformance, webhookExporter, cloudSubject string // built by TestMain
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "eventpipe-conformance-")
@@ -35,8 +35,10 @@ func TestMain(m *testing.M) {
 	goConformance = filepath.Join(dir, "filter-go.wasm")
 	extismConformance = filepath.Join(dir, "filter-extism.wasm")
 	webhookExporter = filepath.Join(dir, "webhook-exporter.wasm")
+	cloudSubject = filepath.Join(dir, "cloud-subject.wasm")
 	for out, src := range map[string]string{goConformance: "../sdk/go/examples/conformance",
-		extismConformance: "../sdk/go/examples/extism-conformance", webhookExporter: "../sdk/go/examples/webhook-exporter"} {
+		extismConformance: "../sdk/go/examples/extism-conformance", webhookExporter: "../sdk/go/examples/webhook-exporter",
+		cloudSubject: "../sdk/go/examples/cloud-subject"} {
 		if err := wasmbuild.Build(src, out); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -53,13 +53,14 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 	defer cancel()
 	in.arm(e.batchFuel(len(events)), e.spec.Timeout)
 	defer e.disarm(in)
-	size := encodedSize(events)
+	attrs := e.Plugin.manifest.ABI >= 2
+	size := encodedSize(events, attrs)
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
 		return e.failed(e.classify(cctx, in, err))
 	}
-	if err := encodeBatch(view, events); err != nil {
+	if err := encodeBatch(view, events, attrs); err != nil {
 		return pipeline.Permanent(err)
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)

@@ -706,6 +706,9 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 		if m.Kind != p.spec.Kind {
 			return bad("is a %s plugin, used here as %s", m.Kind, p.spec.Kind)
 		}
+		if m.ABI < 0 || m.ABI > 2 {
+			return bad("manifest abi %d (this host reads 1 and 2)", m.ABI)
+		}
 		for _, c := range m.Capabilities {
 			if !p.granted(c) {
 				return bad("asks for capability %q, which the pipeline does not grant (capabilities: [%s])", c, strings.Join(p.spec.Capabilities, ", "))

@@ -214,13 +214,14 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	defer cancel()
 	in.arm(s.batchFuel(len(s.view)), s.spec.Timeout)
 	defer s.disarm(in)
-	size := encodedSize(s.view)
+	attrs := s.Plugin.manifest.ABI >= 2
+	size := encodedSize(s.view, attrs)
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
 		return s.classify(cctx, in, err)
 	}
-	if err := encodeBatch(view, s.view); err != nil {
+	if err := encodeBatch(view, s.view, attrs); err != nil {
 		return &failure{FailError, err}
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
@@ -275,7 +276,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 		}
 	case KindTransform:
 		s.dropped = append(s.dropped[:0], make([]bool, n)...)
-		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize)
+		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize, s.Plugin.manifest.ABI >= 2)
 		if rewrites > 0 {
 			s.metrics.failN("host_field", uint64(rewrites))
 		}

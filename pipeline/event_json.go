@@ -154,6 +154,19 @@ func appendString(dst []byte, s string) []byte {
 // allocating.
 func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
 
+// AppendCloudAttributes appends c as the JSON object the eventpipe shape
+// holds under "cloudevents" (and plugins of ABI 2 get in a record).
+func AppendCloudAttributes(dst []byte, c *CloudAttributes) []byte { return appendCloudObject(dst, c) }
+
+// ParseCloudAttributes reads what AppendCloudAttributes wrote; an empty
+// input is no attributes (nil).
+func ParseCloudAttributes(b []byte) (*CloudAttributes, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	return decodeCloudObject(b)
+}
+
 // appendCloudObject appends c as the JSON object that the eventpipe shape
 // holds under "cloudevents".
 func appendCloudObject(dst []byte, c *CloudAttributes) []byte {

@@ -13,9 +13,10 @@ import (
 )
 
 // Condition is one test on an event. Field is "type", "source", "id",
-// "language", "correlation_id", "causation_id", "tags", or "data.a.b" for
-// a field of data ("data" alone is the whole payload). Op is one of
-// ConditionOps.
+// "language", "correlation_id", "causation_id", "tags", a CloudEvents
+// attribute ("subject", "datacontenttype", "dataschema", or
+// "extensions.<name>"), or "data.a.b" for a field of data ("data" alone
+// is the whole payload). Op is one of ConditionOps.
 type Condition struct {
 	Field string `json:"field" yaml:"field"`
 	Op    string `json:"op" yaml:"op"`
@@ -82,10 +83,13 @@ func NewFilter(cfg FilterConfig) (*Filter, error) {
 				cc.path = []string{}
 			}
 		case c.Field == "type", c.Field == "source", c.Field == "id", c.Field == "language",
-			c.Field == "correlation_id", c.Field == "causation_id", c.Field == "tags":
+			c.Field == "correlation_id", c.Field == "causation_id", c.Field == "tags",
+			c.Field == "subject", c.Field == "datacontenttype", c.Field == "dataschema":
+			cc.field = c.Field
+		case strings.HasPrefix(c.Field, "extensions.") && pipeline.ValidCloudName(strings.TrimPrefix(c.Field, "extensions.")):
 			cc.field = c.Field
 		default:
-			fail(at+".field", "unknown field %q (want type, source, id, language, correlation_id, causation_id, tags or data.<path>)", c.Field)
+			fail(at+".field", "unknown field %q (want type, source, id, language, correlation_id, causation_id, tags, subject, datacontenttype, dataschema, extensions.<name> or data.<path>)", c.Field)
 		}
 		switch c.Op {
 		case "eq", "ne":
@@ -212,6 +216,18 @@ func topField(ev *pipeline.Event, f string) (any, bool) {
 		s = ev.CorrelationID
 	case "causation_id":
 		s = ev.CausationID
+	case "subject":
+		if ev.Cloud != nil {
+			s = ev.Cloud.Subject
+		}
+	case "datacontenttype":
+		if ev.Cloud != nil {
+			s = ev.Cloud.DataContentType
+		}
+	case "dataschema":
+		if ev.Cloud != nil {
+			s = ev.Cloud.DataSchema
+		}
 	case "tags":
 		if len(ev.Tags) == 0 {
 			return nil, false
@@ -221,6 +237,10 @@ func topField(ev *pipeline.Event, f string) (any, bool) {
 			out[i] = t
 		}
 		return out, true
+	default:
+		if name, ok := strings.CutPrefix(f, "extensions."); ok && ev.Cloud != nil && len(ev.Cloud.Extensions) > 0 {
+			return lookupRaw(ev.Cloud.Extensions, []string{name})
+		}
 	}
 	return s, s != ""
 }

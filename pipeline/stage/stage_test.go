@@ -13,7 +13,8 @@ import (
 
 func TestFilterConditions(t *testing.T) {
 	ev := pipeline.Event{Type: "agent.completed", Source: "researcher", Tags: []string{"prod", "eu"},
-		Data: json.RawMessage(`{"level":"high","score":7,"user":{"id":"u1","name":"Ann"},"ok":true,"list":[1,2]}`)}
+		Data:  json.RawMessage(`{"level":"high","score":7,"user":{"id":"u1","name":"Ann"},"ok":true,"list":[1,2]}`),
+		Cloud: &pipeline.CloudAttributes{Subject: "run/7", DataContentType: "application/json", Extensions: json.RawMessage(`{"tenant":"acme","priority":3}`)}}
 	tests := []struct {
 		cond stage.Condition
 		keep bool
@@ -40,6 +41,13 @@ func TestFilterConditions(t *testing.T) {
 		{stage.Condition{"tags", "in", []any{"eu"}}, true},
 		{stage.Condition{"tags", "in", []any{"us"}}, false},
 		{stage.Condition{"language", "exists", nil}, false},
+		{stage.Condition{"subject", "eq", "run/7"}, true},
+		{stage.Condition{"subject", "regex", "^run/8"}, false},
+		{stage.Condition{"datacontenttype", "eq", "application/json"}, true},
+		{stage.Condition{"dataschema", "exists", nil}, false},
+		{stage.Condition{"extensions.tenant", "eq", "acme"}, true},
+		{stage.Condition{"extensions.priority", "gte", 3}, true},
+		{stage.Condition{"extensions.region", "exists", nil}, false},
 	}
 	for _, tc := range tests {
 		f, err := stage.NewFilter(stage.FilterConfig{Conditions: []stage.Condition{tc.cond}})
@@ -50,7 +58,7 @@ func TestFilterConditions(t *testing.T) {
 			t.Errorf("%s %s %v: keep=%v, want %v", tc.cond.Field, tc.cond.Op, tc.cond.Value, got, tc.keep)
 		}
 	}
-	for _, bad := range []stage.Condition{{"nope", "eq", 1}, {"data.x", "like", 1}, {"data.x", "regex", "("}, {"data.x", "in", 3}, {"data.x", "gt", true}} {
+	for _, bad := range []stage.Condition{{"nope", "eq", 1}, {"extensions.Bad_Name", "eq", 1}, {"data.x", "like", 1}, {"data.x", "regex", "("}, {"data.x", "in", 3}, {"data.x", "gt", true}} {
 		if _, err := stage.NewFilter(stage.FilterConfig{Conditions: []stage.Condition{bad}}); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}

@@ -53,7 +53,9 @@ const (
 )
 
 // Event is one event of a batch. Tags is a JSON array of strings (or
-// empty); Data is the JSON payload (or empty).
+// empty); Data is the JSON payload (or empty); Attributes is a JSON object
+// of the event's CloudEvents attributes (subject, datacontenttype,
+// dataschema, extensions; sdk/ABI.md, ABI 2) or empty.
 type Event struct {
 	Time          int64 // unix nanoseconds, UTC
 	Sequence      uint64
@@ -65,6 +67,7 @@ type Event struct {
 	Language      string
 	Tags          []byte
 	Data          []byte
+	Attributes    []byte
 }
 
 const (
@@ -113,12 +116,14 @@ func DecodeBatch(buf []byte, fn func(i int, e *Event) error) error {
 			p += l
 		}
 		dl := int(le.Uint32(r[36:]))
-		if p+dl != size {
+		la := int(le.Uint16(r[34:])) // ABI 2: the attributes, after data
+		if p+dl+la != size {
 			return fmt.Errorf("%w: record %d lengths", ErrMalformed, i)
 		}
 		e.Type, e.Source, e.ID, e.CorrelationID = view(f[0]), view(f[1]), view(f[2]), view(f[3])
 		e.CausationID, e.Language, e.Tags = view(f[4]), view(f[5]), f[6]
-		e.Data = r[p:size]
+		e.Data = r[p : p+dl]
+		e.Attributes = r[p+dl : size]
 		if err := fn(i, &e); err != nil {
 			return err
 		}
@@ -140,7 +145,7 @@ func AppendRecord(dst []byte, e *Event) []byte {
 		e = &Event{}
 	}
 	fields := [7]string{e.Type, e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language, view(e.Tags)}
-	size := recordHeader + len(e.Data)
+	size := recordHeader + len(e.Data) + len(e.Attributes)
 	for _, f := range fields {
 		size += len(f)
 	}
@@ -150,10 +155,11 @@ func AppendRecord(dst []byte, e *Event) []byte {
 	for _, f := range fields {
 		dst = le.AppendUint16(dst, uint16(len(f)))
 	}
-	dst = le.AppendUint16(dst, 0)
+	dst = le.AppendUint16(dst, uint16(len(e.Attributes)))
 	dst = le.AppendUint32(dst, uint32(len(e.Data)))
 	for _, f := range fields {
 		dst = append(dst, f...)
 	}
-	return append(dst, e.Data...)
+	dst = append(dst, e.Data...)
+	return append(dst, e.Attributes...)
 }

@@ -9,7 +9,7 @@ import (
 func TestRecordRoundTrip(t *testing.T) {
 	in := []Event{
 		{Time: 42, Sequence: 7, Type: "agent.completed", Source: "s", ID: "i", CorrelationID: "c", CausationID: "z",
-			Language: "go", Tags: []byte(`["a"]`), Data: []byte(`{"k":1}`)},
+			Language: "go", Tags: []byte(`["a"]`), Data: []byte(`{"k":1}`), Attributes: []byte(`{"subject":"s/1"}`)},
 		{Type: "x.y"},
 	}
 	buf := AppendBatchHeader(nil, len(in)+1)
@@ -20,7 +20,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	var got []Event
 	err := DecodeBatch(buf, func(_ int, e *Event) error {
 		c := *e
-		c.Tags, c.Data = append([]byte(nil), e.Tags...), append([]byte(nil), e.Data...)
+		c.Tags, c.Data, c.Attributes = append([]byte(nil), e.Tags...), append([]byte(nil), e.Data...), append([]byte(nil), e.Attributes...)
 		got = append(got, c)
 		return nil
 	})
@@ -33,7 +33,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	a, b := in[0], got[0]
 	if a.Time != b.Time || a.Sequence != b.Sequence || a.Type != b.Type || a.Source != b.Source || a.ID != b.ID ||
 		a.CorrelationID != b.CorrelationID || a.CausationID != b.CausationID || a.Language != b.Language ||
-		string(a.Tags) != string(b.Tags) || string(a.Data) != string(b.Data) {
+		string(a.Tags) != string(b.Tags) || string(a.Data) != string(b.Data) || string(a.Attributes) != string(b.Attributes) {
 		t.Errorf("round trip: %+v != %+v", a, b)
 	}
 	if err := DecodeBatch(buf[:len(buf)-3], func(int, *Event) error { return nil }); !errors.Is(err, ErrMalformed) {

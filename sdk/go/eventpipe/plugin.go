@@ -59,7 +59,7 @@ func manifestJSON() []byte {
 	if caps == nil {
 		caps = []string{}
 	}
-	b, _ := json.Marshal(map[string]any{"name": p.Name, "version": p.Version, "kind": p.Kind, "capabilities": caps})
+	b, _ := json.Marshal(map[string]any{"name": p.Name, "version": p.Version, "kind": p.Kind, "capabilities": caps, "abi": 2})
 	return b
 }
 
