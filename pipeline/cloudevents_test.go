@@ -125,7 +125,7 @@ func TestDecodeCloudBinary(t *testing.T) {
 	attrs := map[string]string{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "tenant": "acme", "tags": `["a"]`}
 	for _, tc := range []struct {
 		ct, body, data string
-		b64           bool
+		b64            bool
 	}{
 		{"application/json", `{"a": 1}`, `{"a": 1}`, false},
 		{"text/plain", "hi\n", `"hi\n"`, false},
