@@ -86,3 +86,45 @@ func TestNATSCloudEventsBindingRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func TestSubjectOfAnyType(t *testing.T) {
+	for typ, want := range map[string]string{
+		"agent.completed": "ev.agent.completed",
+		"UserCreated":     "ev.UserCreated",
+		"order created":   "ev._enc.b3JkZXIgY3JlYXRlZA",
+		"a.*":             "ev._enc.YS4q",
+		"a..b":            "ev._enc.YS4uYg",
+		"com.example.>":   "ev._enc.Y29tLmV4YW1wbGUuPg",
+		"_enc.x":          "ev._enc.X2VuYy54",
+		"ünïcode.type":    "ev._enc." + "w7xuw69jb2RlLnR5cGU",
+	} {
+		if got := Subject("ev", typ); got != want {
+			t.Errorf("Subject(%q) = %q, want %q", typ, got, want)
+		}
+	}
+}
+
+// A CloudEvent's type need not be a NATS subject: such events are stored
+// and read back like any other.
+func TestStoreKeepsCloudEventsOfAnyType(t *testing.T) {
+	s := startStore(t, embedded(t))
+	in := events(6, "order created", "com.example.*", "plain.type")
+	for i := range in {
+		in[i].Source = "/orders"
+		in[i].Cloud = &pipeline.CloudAttributes{Subject: "o/1", Extensions: json.RawMessage(`{"tenant":"acme"}`)}
+	}
+	if _, err := s.Append(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, s, len(in))
+	byID := map[string]pipeline.Event{}
+	for _, e := range got {
+		byID[e.ID] = e
+	}
+	for _, e := range in {
+		g := byID[e.ID]
+		if g.Type != e.Type || g.Cloud == nil || g.Cloud.Subject != "o/1" || string(g.Cloud.Extensions) != `{"tenant":"acme"}` {
+			t.Errorf("%s: got %+v %+v", e.ID, g, g.Cloud)
+		}
+	}
+}

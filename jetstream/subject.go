@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"encoding/base64"
 	"strings"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -24,8 +25,45 @@ func checkSubjectPrefix(field, v string) error {
 	return nil
 }
 
-// Subject is the subject an event type is stored under.
-func Subject(prefix, typ string) string { return prefix + "." + typ }
+// Subject is the subject an event type is stored (or published) under:
+// <prefix>.<type>. A type that is not a run of NATS tokens (a CloudEvent's
+// type may hold spaces, wildcards or empty segments) goes under
+// <prefix>._enc.<the type in unpadded base64url>, so that it can never
+// make an invalid subject or match as a wildcard.
+func Subject(prefix, typ string) string {
+	if subjectTokens(typ) {
+		return prefix + "." + typ
+	}
+	return prefix + "." + EncodedTypeToken + "." + base64.RawURLEncoding.EncodeToString([]byte(typ))
+}
+
+// EncodedTypeToken is the token under which types that are not NATS
+// tokens are stored (Subject).
+const EncodedTypeToken = "_enc"
+
+// subjectTokens reports whether typ is dot-separated non-empty tokens of
+// letters, digits, '_' and '-' (every eventpipe type is), and does not
+// start with the token Subject uses for the others.
+func subjectTokens(typ string) bool {
+	if typ == "" || typ == EncodedTypeToken || strings.HasPrefix(typ, EncodedTypeToken+".") {
+		return false
+	}
+	seg := 0
+	for i := 0; i < len(typ); i++ {
+		switch c := typ[i]; {
+		case c == '.':
+			if seg == 0 {
+				return false
+			}
+			seg = 0
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			seg++
+		default:
+			return false
+		}
+	}
+	return seg > 0
+}
 
 // FilterSubject maps a type pattern (pipeline.Pattern syntax) to the NATS
 // subject filter that selects a superset of the types it matches, and
