@@ -153,11 +153,15 @@ func (c *cloudEvent) extension(name string, raw []byte, text string) error {
 	if !ValidCloudName(name) {
 		return &DecodeError{Field: name, Reason: "not a CloudEvents attribute name (1 to 20 lowercase letters and digits)"}
 	}
-	if name == "tags" && c.ev.Tags == nil {
+	if name == "tags" && c.ev.Tags == nil && len(raw) > 0 && raw[0] == '"' {
+		// eventpipe's tags, as AppendCloudEvent writes them; only a value
+		// written back byte for byte becomes the field.
 		var tags []string
-		if json.Unmarshal([]byte(text), &tags) == nil {
-			c.ev.Tags = tags
-			return nil
+		if json.Unmarshal([]byte(text), &tags) == nil && len(tags) > 0 {
+			if again, _ := json.Marshal(tags); string(again) == text {
+				c.ev.Tags = tags
+				return nil
+			}
 		}
 	}
 	if len(c.ext) == 0 {

@@ -147,3 +147,54 @@ func TestDecodeCloudBinary(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCloudEventRoundTrip: whatever a structured CloudEvent decodes to is
+// written out (JSON format, one line; binary mode) and read back as the
+// same event, and the eventpipe shape keeps it too.
+func FuzzCloudEventRoundTrip(f *testing.F) {
+	for _, s := range []string{
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":"x","dataschema":"https://e/s","traceparent":"00","n":3,"ok":true,"data":{"a":[1]}}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"a\nb"}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"/wAQ","time":"2026-01-01T00:00:00+02:00"}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","tags":"[\"a\"]","correlationid":"c","language":"go","sequence":"7"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, shape, err := pipeline.DecodeShape(b, pipeline.DecodeOptions{})
+		if err != nil || shape != pipeline.ShapeCloudEvents {
+			return
+		}
+		line := ev.AppendCloudEventLine(nil)
+		back, err := pipeline.Decode(line, pipeline.DecodeOptions{})
+		if err != nil {
+			t.Fatalf("%s\nwritten as %s\nnot read back: %v", b, line, err)
+		}
+		if diff := cmp.Diff(ev, back); diff != "" {
+			t.Fatalf("%s\nwritten as %s\n(-decoded +read back):\n%s", b, line, diff)
+		}
+		attrs := map[string]string{}
+		ct, data, err := ev.CloudBinary(func(name, value string) { attrs[name] = value })
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromBinary, err := pipeline.DecodeCloudBinary(attrs, ct, data, pipeline.DecodeOptions{MaxSize: -1})
+		if err != nil {
+			t.Fatalf("%s\nbinary mode %v %q %q not read back: %v", b, attrs, ct, data, err)
+		}
+		if fromBinary.ID != ev.ID || fromBinary.Type != ev.Type || fromBinary.Source != ev.Source ||
+			fromBinary.Cloud.Subject != ev.Cloud.Subject || fromBinary.Cloud.DataContentType != ev.Cloud.DataContentType {
+			t.Fatalf("binary mode changed %+v into %+v", ev, fromBinary)
+		}
+		if _, out, _ := fromBinary.CloudBinary(func(string, string) {}); string(out) != string(data) {
+			t.Fatalf("binary data %q became %q", data, out)
+		}
+		shaped, err := pipeline.Decode(ev.AppendJSON(nil), pipeline.DecodeOptions{MaxSize: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ev, shaped); diff != "" {
+			t.Fatalf("eventpipe shape (-decoded +read back):\n%s", diff)
+		}
+	})
+}

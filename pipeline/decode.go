@@ -215,7 +215,11 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		}
 		return Event{}, shape, &DecodeError{Field: field, Reason: "missing: every event needs a type"}
 	}
-	if msg := typeError(ev.Type); msg != "" {
+	msg := typeError(ev.Type)
+	if ev.Cloud != nil {
+		msg = cloudTypeError(ev.Type) // a CloudEvent's type, written in this shape
+	}
+	if msg != "" {
 		return Event{}, shape, &DecodeError{Field: "type", Reason: msg}
 	}
 	if timeText != "" {
