@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -216,13 +217,17 @@ ingest:
 sanitize:
   enabled: false
 route:
-  default: [hook]
+  default: [hook, lines]
 export:
   hook:
     type: webhook
     url: %s
     format: cloudevents
     mode: %s
+  lines:
+    type: file
+    path: events.jsonl
+    format: cloudevents
 dead_letter:
   path: dead.jsonl
 `, listen, srv.URL, out))
@@ -230,7 +235,7 @@ dead_letter:
 				if err != nil {
 					t.Fatal(err)
 				}
-				stop := started(t, r)
+				stop := sync.OnceValues(started(t, r))
 				defer stop()
 				url := "http://" + listen + "/events"
 				sendWithSDK(t, url, in, sent)
@@ -248,8 +253,37 @@ dead_letter:
 					t.Errorf("receiver saw modes %v, want only %s", recv.modes, out)
 				}
 				recv.mu.Unlock()
+				if _, err := stop(); err != nil {
+					t.Fatal(err)
+				}
 				if dead, _ := os.ReadFile(filepath.Join(dir, "dead.jsonl")); len(dead) > 0 {
 					t.Errorf("dead letters: %s", dead)
+				}
+				// The file output's cloudevents format: one structured
+				// CloudEvent per line, as the SDK reads it.
+				raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+				if len(lines) != len(sent) {
+					t.Fatalf("%d lines in the file, want %d", len(lines), len(sent))
+				}
+				for _, line := range lines {
+					e := cloudevents.NewEvent()
+					if err := json.Unmarshal([]byte(line), &e); err != nil {
+						t.Fatalf("the SDK cannot read the line %s: %v", line, err)
+					}
+					w := want[e.ID()]
+					if e.ID() == "pretty-json" {
+						w = maps.Clone(w) // a line holds compacted JSON
+						var buf bytes.Buffer
+						_ = json.Compact(&buf, sent[1].Data())
+						w["data"] = fmt.Sprintf("%q", buf.Bytes())
+					}
+					if diff := cmp.Diff(w, comparable(t, e)); diff != "" {
+						t.Errorf("file line of %s (-sent +read):\n%s", e.ID(), diff)
+					}
 				}
 			})
 		}

@@ -451,7 +451,8 @@ func cutHome(p string) (string, bool) {
 	return "", false
 }
 
-// Event sanitizes ev in place and reports whether it changed. Data is
+// Event sanitizes ev in place and reports whether it changed: its source,
+// its CloudEvents subject and its data (not binary data). Data is
 // walked once as raw JSON: key order and numbers are kept, and data with
 // nothing to sanitize is not copied.
 func (s *Sanitize) Event(ev *pipeline.Event) (bool, error) {
@@ -461,8 +462,15 @@ func (s *Sanitize) Event(ev *pipeline.Event) (bool, error) {
 			ev.Source, changed = c, true
 		}
 	}
-	if len(ev.Data) == 0 {
-		return changed, nil
+	if c := ev.Cloud; c != nil && c.Subject != "" {
+		if sub := s.String(c.Subject); sub != c.Subject {
+			a := *c // shared by copies of the event: replaced, never changed
+			a.Subject = sub
+			ev.Cloud, changed = &a, true
+		}
+	}
+	if len(ev.Data) == 0 || ev.Cloud != nil && ev.Cloud.DataBase64 {
+		return changed, nil // binary data (base64) has no text to sanitize
 	}
 	data, dataChanged, err := s.rewriteData(ev.Data)
 	if err != nil {

@@ -332,3 +332,24 @@ func TestSanitizeSeesThroughEscapes(t *testing.T) {
 		t.Errorf("escaped secrets passed: %s", got)
 	}
 }
+
+// A CloudEvent's subject is sanitized like the source (on a new attributes
+// value: the old one may be shared); its binary data is left alone.
+func TestSanitizeCloudEvents(t *testing.T) {
+	s, err := stage.NewSanitize(stage.DefaultSanitizeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := &pipeline.CloudAttributes{Subject: "/home/zed/runs/1", DataContentType: "application/octet-stream", DataBase64: true}
+	ev := pipeline.Event{Type: "a.b", Source: "/s", Data: json.RawMessage(`"/home/zed/AAAA"`), Cloud: shared} // base64 that looks like a path
+	before := string(ev.Data)
+	if _, err := s.Event(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Cloud.Subject != "~/runs/1" || shared.Subject != "/home/zed/runs/1" {
+		t.Errorf("subject %q, shared %q", ev.Cloud.Subject, shared.Subject)
+	}
+	if string(ev.Data) != before {
+		t.Errorf("binary data changed: %s", ev.Data)
+	}
+}
