@@ -1,7 +1,8 @@
 package export
 
 import (
-	"bufio"
+	"bytes"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,15 +27,27 @@ type DeadLetterRecord struct {
 }
 
 // DeadLetter appends records as JSON lines to a file created with mode
-// 0600 (or the given mode). Safe for concurrent use; every Write is flushed
-// to the file before it returns.
+// 0600 (or the given mode). Safe for concurrent use; every Write is in the
+// file before it returns. Like the file output it never leaves a partial
+// line, recovers by itself after a failed write (a full disk), and writes
+// to its path again when the file was deleted or renamed.
 type DeadLetter struct {
 	mu    sync.Mutex
 	path  string
-	f     *os.File
-	w     *bufio.Writer
+	out   *lineFile
+	buf   bytes.Buffer
 	count uint64
+	// held are records whose write failed, written before the next ones;
+	// lost, those that did not fit in DeadLetterHold or were still held
+	// at Close.
+	held  []byte
+	heldN int
+	lost  uint64
 }
+
+// DeadLetterHold bounds the records a dead-letter file holds in memory
+// while it cannot be written (a full disk), to write them once it can.
+const DeadLetterHold = 16 << 20
 
 // OpenDeadLetter opens (creating as needed) the dead-letter file.
 func OpenDeadLetter(path string, mode os.FileMode) (*DeadLetter, error) {
@@ -44,21 +57,25 @@ func OpenDeadLetter(path string, mode os.FileMode) (*DeadLetter, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("dead letter %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, mode)
+	out, err := openLineFile(path, mode)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %s: %w", path, err)
 	}
-	return &DeadLetter{path: path, f: f, w: bufio.NewWriter(f)}, nil
+	return &DeadLetter{path: path, out: out}, nil
 }
 
 // Path is the file written to.
 func (d *DeadLetter) Path() string { return d.path }
 
-// Write appends records.
+// Write appends records, all or none.
 func (d *DeadLetter) Write(recs ...DeadLetterRecord) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	enc := json.NewEncoder(d.w)
+	if d.out == nil {
+		return fmt.Errorf("dead letter %s: closed", d.path)
+	}
+	d.buf.Reset()
+	enc := json.NewEncoder(&d.buf)
 	enc.SetEscapeHTML(false)
 	for i := range recs {
 		if recs[i].Time.IsZero() {
@@ -67,12 +84,32 @@ func (d *DeadLetter) Write(recs ...DeadLetterRecord) error {
 		if err := enc.Encode(&recs[i]); err != nil {
 			return fmt.Errorf("dead letter %s: %w", d.path, err)
 		}
-		d.count++
 	}
-	if err := d.w.Flush(); err != nil {
-		return fmt.Errorf("dead letter %s: %w", d.path, err)
+	data := d.buf.Bytes()
+	if d.heldN > 0 {
+		data = append(d.held, data...)
 	}
+	if err := d.out.Write(data); err != nil {
+		switch {
+		case len(data) <= DeadLetterHold:
+			d.held = append(d.held[:0:0], data...)
+			d.heldN += len(recs)
+		default:
+			d.lost += uint64(len(recs)) // the oldest stay held
+		}
+		return fmt.Errorf("dead letter %s: %w (%d records held to write again)", d.path, err, d.heldN)
+	}
+	d.count += uint64(d.heldN + len(recs))
+	d.held, d.heldN = nil, 0
 	return nil
+}
+
+// Lost is the number of records that could not be written and are gone:
+// more than DeadLetterHold waited, or some still waited at Close.
+func (d *DeadLetter) Lost() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lost
 }
 
 // EventRecord makes a record for an event.
@@ -87,17 +124,23 @@ func (d *DeadLetter) Count() uint64 {
 	return d.count
 }
 
-// Close flushes and closes the file.
+// Close closes the file.
 func (d *DeadLetter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.f == nil {
+	if d.out == nil {
 		return nil
 	}
-	err := d.w.Flush()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
+	var err error
+	if d.heldN > 0 {
+		if err = d.out.Write(d.held); err != nil {
+			d.lost += uint64(d.heldN)
+		} else {
+			d.count += uint64(d.heldN)
+		}
+		d.held, d.heldN = nil, 0
 	}
-	d.f = nil
+	err = errors.Join(err, d.out.Close())
+	d.out = nil
 	return err
 }

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-
-	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -95,9 +92,7 @@ func parseMode(s string, def os.FileMode) (os.FileMode, error) {
 type File struct {
 	cfg  FileConfig
 	mu   sync.Mutex
-	lj   *lumberjack.Logger
-	f    *os.File // when not rotating
-	w    *bufio.Writer
+	out  *lineFile
 	buf  []byte
 	sync bool
 	// seen holds the ids found at the end of the file at start (Dedupe);
@@ -127,33 +122,32 @@ func (f *File) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
 	}
-	if f.seen, err = readTail(file, f.cfg.Dedupe); err != nil {
-		_ = file.Close()
+	f.seen, err = readTail(file, f.cfg.Dedupe)
+	_ = file.Close()
+	if err != nil {
+		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
+	}
+	if f.out, err = openLineFile(f.cfg.Path, mode); err != nil {
 		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
 	}
 	if f.cfg.MaxSizeMB > 0 {
 		// lumberjack reopens the file (keeping its mode) and rotates it.
-		_ = file.Close()
-		f.lj = &lumberjack.Logger{
-			Filename: f.cfg.Path, MaxSize: f.cfg.MaxSizeMB, MaxBackups: f.cfg.MaxBackups,
-			MaxAge: f.cfg.MaxAgeDays, Compress: f.cfg.Compress,
-		}
-		f.w = bufio.NewWriterSize(f.lj, 256<<10)
-		return nil
+		f.out.rotating(f.cfg.MaxSizeMB, f.cfg.MaxBackups, f.cfg.MaxAgeDays, f.cfg.Compress)
 	}
-	f.f = file
-	f.w = bufio.NewWriterSize(file, 256<<10)
 	return nil
 }
 
-// Export appends the events and flushes them to the file (and fsyncs when
-// configured) before returning: a nil return means the events are written.
+// Export appends the events in one write and returns once they are in the
+// file (fsynced when configured): a nil return means the events are
+// written. A failed write leaves none of them in the file, and the next
+// batch tries again (a full disk recovers by itself once space is freed).
 func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.w == nil {
+	if f.out == nil {
 		return errors.New("file output: not started")
 	}
+	f.buf = f.buf[:0]
 	for i := range events {
 		if f.seen != nil {
 			if _, ok := f.seen[events[i].ID]; ok {
@@ -161,34 +155,28 @@ func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 				continue
 			}
 		}
-		f.buf = append(f.cfg.Format.Append(f.buf[:0], &events[i]), '\n')
-		if _, err := f.w.Write(f.buf); err != nil {
-			return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
-		}
+		f.buf = append(f.cfg.Format.Append(f.buf, &events[i]), '\n')
 	}
-	if err := f.w.Flush(); err != nil {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	reopened := f.out.Reopened()
+	err := f.out.Write(f.buf)
+	if f.out.Reopened() != reopened && f.logger != nil {
+		f.logger.Warn("file output: the file was deleted, renamed or replaced; writing to its path again", "path", f.cfg.Path)
+	}
+	if err != nil {
 		return fmt.Errorf("file output %s: %w", f.cfg.Path, err)
 	}
+	if cap(f.buf) > 16<<20 {
+		f.buf = nil // one huge batch does not pin its buffer
+	}
 	if f.sync {
-		if err := f.fsync(); err != nil {
+		if err := f.out.Sync(); err != nil {
 			return fmt.Errorf("file output %s: fsync: %w", f.cfg.Path, err)
 		}
 	}
 	return nil
-}
-
-func (f *File) fsync() error {
-	if f.f != nil {
-		return f.f.Sync()
-	}
-	// lumberjack does not expose its file; fsync applies to the file
-	// itself, so any descriptor of it will do.
-	g, err := os.Open(f.cfg.Path)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	return g.Sync()
 }
 
 // Skipped is how many events Dedupe did not write again.
@@ -251,23 +239,18 @@ func readTail(file *os.File, ids bool) (map[string]struct{}, error) {
 	return seen, nil
 }
 
-// Shutdown flushes and closes the file.
+// Shutdown closes the file, after the compression of rotated files that
+// is under way.
 func (f *File) Shutdown(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.w == nil {
+	if f.out == nil {
 		return nil
 	}
-	err := f.w.Flush()
 	if f.skipped > 0 && f.logger != nil {
 		f.logger.Info("file output: events already in the file were not written again", "path", f.cfg.Path, "skipped", f.skipped)
 	}
-	if f.lj != nil {
-		err = errors.Join(err, f.lj.Close())
-	}
-	if f.f != nil {
-		err = errors.Join(err, f.f.Close())
-	}
-	f.w = nil
+	err := f.out.Close()
+	f.out = nil
 	return err
 }

@@ -15,7 +15,6 @@ type counters struct {
 	deadLetters atomic.Uint64
 	stored      atomic.Uint64 // events the store acknowledged (persistence on)
 	duplicates  atomic.Uint64 // events the store already held
-	dlqErrors   atomic.Uint64
 	drops       sync.Map // "stage: reason" -> *atomic.Uint64
 	outMu       sync.Mutex
 	outputs     map[string]*outputStats
@@ -76,7 +75,10 @@ func (r *Runner) Summary() Summary {
 	bs := r.bus.Stats()
 	s := Summary{
 		Accepted: bs.Published, Exported: map[string]uint64{}, Dropped: map[string]uint64{},
-		DeadLettered: r.deadLetters.Load(), Rejected: r.rejected.Load(), Lost: r.dlqErrors.Load(),
+		DeadLettered: r.deadLetters.Load(), Rejected: r.rejected.Load(),
+	}
+	if r.dlq != nil {
+		s.Lost = r.dlq.Lost()
 	}
 	if r.store != nil {
 		s.Stored, s.Accepted, s.Duplicates = true, r.stored.Load(), r.duplicates.Load()

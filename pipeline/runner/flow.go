@@ -125,8 +125,9 @@ func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {
 	}
 	r.deadLetters.Add(uint64(len(recs)))
 	if err := r.dlq.Write(recs...); err != nil {
-		r.dlqErrors.Add(uint64(len(recs)))
-		r.log.Error("dead letter write failed: events lost", "events", len(recs), "err", err)
+		// The file keeps what it could not write (bounded) and writes it
+		// with the next records; what did not fit is counted as lost.
+		r.log.Error("dead letter write failed", "events", len(recs), "err", err, "lost_so_far", r.dlq.Lost())
 		return err
 	}
 	return nil

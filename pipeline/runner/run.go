@@ -108,6 +108,9 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	r.mu.RUnlock()
 	shutErr := errors.Join(r.shutdownGraph(flow), r.shutdownStore())
 	r.state.Store("stopped")
+	// Closing writes dead letters held while the file could not be
+	// written, or counts them lost; the summary says which.
+	shutErr = errors.Join(shutErr, dlq.Close())
 	sum := r.Summary()
 	if drainErr != nil {
 		sum.Unflushed = drainErr.Error()
