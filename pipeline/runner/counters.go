@@ -15,7 +15,7 @@ type counters struct {
 	deadLetters atomic.Uint64
 	stored      atomic.Uint64 // events the store acknowledged (persistence on)
 	duplicates  atomic.Uint64 // events the store already held
-	drops       sync.Map // "stage: reason" -> *atomic.Uint64
+	drops       sync.Map      // "stage: reason" -> *atomic.Uint64
 	outMu       sync.Mutex
 	outputs     map[string]*outputStats
 }
