@@ -14,7 +14,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -30,6 +33,19 @@ type HTTPConfig struct {
 	// PublishTimeout is how long a request waits for room in a full buffer
 	// before answering 503. Default 1s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// ReadTimeout bounds reading a whole request, headers and body: a
+	// client that sends its body too slowly is cut off. Default 20s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a kept-alive connection idle this long.
+	// Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConnections bounds the connections open at once; more wait to be
+	// accepted, using no file descriptor of ours. Default 256.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxBufferedBytes bounds the bytes of request bodies held at once by
+	// all requests being read; a request that would pass it gets 503 with
+	// Retry-After. Default 64 MiB.
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
 }
 
 // Validate checks the configuration.
@@ -40,8 +56,8 @@ func (c *HTTPConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return pipeline.FieldErrorf("listen", "want host:port, got %q", c.Listen)
 	}
-	if c.MaxBodyBytes < 0 || c.PublishTimeout < 0 {
-		return errors.New("max_body_bytes and publish_timeout must not be negative")
+	if c.MaxBodyBytes < 0 || c.PublishTimeout < 0 || c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.MaxConnections < 0 || c.MaxBufferedBytes < 0 {
+		return errors.New("max_body_bytes, publish_timeout, read_timeout, idle_timeout, max_connections and max_buffered_bytes must not be negative")
 	}
 	return nil
 }
@@ -54,6 +70,7 @@ type HTTP struct {
 	addr     net.Addr
 	ready    chan struct{}
 	maxEvent int
+	buffered atomic.Int64 // bytes of bodies held by requests being read
 }
 
 // NewHTTP returns an HTTP source.
@@ -66,6 +83,18 @@ func NewHTTP(cfg HTTPConfig, maxEvent int) *HTTP {
 	}
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 20 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 256
+	}
+	if cfg.MaxBufferedBytes == 0 {
+		cfg.MaxBufferedBytes = 64 << 20
 	}
 	if host, port, err := net.SplitHostPort(cfg.Listen); err == nil && host == "" {
 		cfg.Listen = net.JoinHostPort("127.0.0.1", port)
@@ -92,7 +121,7 @@ func (h *HTTP) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest http: %w", err)
 	}
-	h.ln, h.addr = ln, ln.Addr()
+	h.ln, h.addr = netutil.LimitListener(ln, h.cfg.MaxConnections), ln.Addr()
 	close(h.ready)
 	return nil
 }
@@ -114,7 +143,8 @@ func (h *HTTP) Run(ctx context.Context, p pipeline.Publisher) error {
 	ln := h.ln
 	mux := http.NewServeMux()
 	mux.Handle(h.cfg.Path, h.Handler(p))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: min(10*time.Second, h.cfg.ReadTimeout),
+		ReadTimeout: h.cfg.ReadTimeout, IdleTimeout: h.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -157,14 +187,19 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, Response{Error: "POST events here"})
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+		body, held, err := h.readBody(w, r)
+		defer h.buffered.Add(-held)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			switch {
+			case errors.As(err, &mbe):
 				writeJSON(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("body over %d bytes", h.cfg.MaxBodyBytes)})
-				return
+			case errors.Is(err, errBuffered):
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusServiceUnavailable, Response{Error: err.Error()})
+			default:
+				writeJSON(w, http.StatusBadRequest, Response{Error: "reading the body: " + err.Error()})
 			}
-			writeJSON(w, http.StatusBadRequest, Response{Error: err.Error()})
 			return
 		}
 		mode := cloudMode(r.Header)
@@ -297,6 +332,43 @@ func decodeBinaryMode(h http.Header, body []byte, maxEvent int) (pipeline.Event,
 		}
 	}
 	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), body, pipeline.DecodeOptions{MaxSize: maxEvent})
+}
+
+var errBuffered = errors.New("ingest holds max_buffered_bytes of request bodies already: send again later")
+
+// readBody reads the request body within max_body_bytes, counting what it
+// holds against max_buffered_bytes as it grows, so that many unfinished
+// bodies cannot hold more than that between them. held is what the
+// caller releases when done with the body.
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request) (body []byte, held int64, err error) {
+	rd := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			// Grow by doubling, in steps of at most 1 MiB; a body of
+			// known length (+1, to read its end) at once.
+			grow := int64(min(max(cap(buf), 4096), 1<<20))
+			if len(buf) == 0 && r.ContentLength > 0 {
+				grow = min(r.ContentLength+1, h.cfg.MaxBodyBytes+1, 1<<20)
+			}
+			if h.buffered.Add(grow) > h.cfg.MaxBufferedBytes {
+				h.buffered.Add(-grow)
+				return nil, held, errBuffered
+			}
+			held += grow
+			nb := make([]byte, len(buf), int64(cap(buf))+grow)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, held, nil
+		}
+		if err != nil {
+			return nil, held, err
+		}
+	}
 }
 
 func clip(b []byte) []byte {
