@@ -36,6 +36,7 @@ type queue struct {
 	waiting   bool // a reader sleeps on notEmpty
 	highWater int
 	drops     Drops
+	refused   uint64 // pushes whose context ended while waiting for room
 	accepted  uint64
 }
 
@@ -109,8 +110,10 @@ func (q *queue) push(ctx context.Context, ev *Event, policy Overflow, blockTimeo
 				q.mu.Unlock()
 				return ErrBlockTimeout
 			case <-ctx.Done():
+				// The caller's context ended: it is told (ctx.Err), and an
+				// ingest answers "send again" (503). Refused, not dropped.
 				q.mu.Lock()
-				q.drops.BlockTimeout++
+				q.refused++
 				q.mu.Unlock()
 				return ctx.Err()
 			}
@@ -302,12 +305,13 @@ type queueStats struct {
 	bytes     int64
 	accepted  uint64
 	drops     Drops
+	refused   uint64
 }
 
 func (q *queue) stats() queueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return queueStats{depth: q.n, highWater: q.highWater, bytes: q.bytes, accepted: q.accepted, drops: q.drops}
+	return queueStats{depth: q.n, highWater: q.highWater, bytes: q.bytes, accepted: q.accepted, drops: q.drops, refused: q.refused}
 }
 
 // Drops counts events a bounded buffer discarded or refused, by reason.

@@ -18,6 +18,10 @@ type Stats struct {
 	Disabled uint64 `json:"disabled"`
 	// Dropped counts buffer overflows by policy.
 	Dropped Drops `json:"dropped"`
+	// Refused counts events whose publisher gave up waiting for room
+	// (its context ended): the publisher was told, and an ingest answers
+	// 503 so that the client sends them again. Not lost, not dropped.
+	Refused uint64 `json:"refused"`
 	// HandlerErrors counts batches whose handler returned an error.
 	HandlerErrors uint64 `json:"handler_errors"`
 	// QueueDepth is the number of queued events now; HighWater the most seen.
@@ -52,6 +56,7 @@ func (b *Bus) Stats() Stats {
 	if q != nil {
 		qs := q.stats()
 		s.Published, s.Dropped, s.QueueDepth, s.HighWater, s.BytesHeld = qs.accepted, qs.drops, qs.depth, qs.highWater, qs.bytes
+		s.Refused = qs.refused
 	}
 	for _, sub := range *b.subs.Load() {
 		s.Subscriptions = append(s.Subscriptions, sub.Stats())

@@ -136,5 +136,6 @@ type SubscriptionStats struct {
 // Stats reports the subscription's counters.
 func (s *Subscription) Stats() SubscriptionStats {
 	qs := s.q.stats()
+	qs.drops.BlockTimeout += qs.refused // the bus stopped while it waited: lost to this subscriber
 	return SubscriptionStats{Pattern: s.pattern.String(), Delivered: qs.accepted, Dropped: qs.drops, Depth: qs.depth, HighWater: qs.highWater}
 }

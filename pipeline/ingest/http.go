@@ -187,6 +187,13 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, Response{Error: "POST events here"})
 			return
 		}
+		if e, ok := p.(interface{ Enabled() bool }); ok && !e.Enabled() {
+			// Events are off (the [events] switch or the admin endpoint):
+			// the client is told, not answered 202 while they go nowhere.
+			w.Header().Set("Retry-After", "60")
+			writeJSON(w, http.StatusServiceUnavailable, Response{Error: "events are disabled on this eventpipe: nothing is accepted until they are enabled again"})
+			return
+		}
 		body, held, err := h.readBody(w, r)
 		defer h.buffered.Add(-held)
 		if err != nil {

@@ -200,6 +200,11 @@ func TestHTTPBackpressure(t *testing.T) {
 	if status != 503 || r.Accepted != 1 || hdr.Get("Retry-After") == "" {
 		t.Errorf("full buffer: %d %+v %v", status, r, hdr)
 	}
+	// The event refused with 503 is counted as refused, not dropped: the
+	// client was told to send it again.
+	if st := bus.Stats(); st.Refused != 1 || st.Dropped.Total() != 0 {
+		t.Errorf("refused %d, dropped %+v; want 1 refused and none dropped", st.Refused, st.Dropped)
+	}
 
 	rl := pipeline.DefaultConfig()
 	rl.Enabled, rl.MaxEventsPerSecond, rl.Burst = true, 0.001, 1
@@ -211,7 +216,21 @@ func TestHTTPBackpressure(t *testing.T) {
 	if status != 429 || r.Accepted != 1 {
 		t.Errorf("rate limited: %d %+v", status, r)
 	}
+
+	// While events are disabled, ingest says so instead of 202.
+	off := &switchable{recorder: recorder{}}
+	srv3 := httptest.NewServer(h.Handler(off))
+	defer srv3.Close()
+	status, r, hdr = post(t, srv3.URL, "application/json", `{"type":"a.b"}`)
+	if status != 503 || !strings.Contains(r.Error, "disabled") || hdr.Get("Retry-After") == "" || len(off.events) != 0 {
+		t.Errorf("disabled: %d %+v", status, r)
+	}
 }
+
+// switchable is a recorder with events switched off.
+type switchable struct{ recorder }
+
+func (*switchable) Enabled() bool { return false }
 
 func TestHTTPRun(t *testing.T) {
 	rec := &recorder{}

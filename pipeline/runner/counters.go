@@ -64,6 +64,10 @@ type Summary struct {
 	Dropped      map[string]uint64 `json:"dropped"`
 	DeadLettered uint64            `json:"dead_lettered"`
 	Rejected     uint64            `json:"rejected"`
+	// Refused are events ingest did not take because the buffer stayed
+	// full (HTTP 503: the client sends them again) or events were
+	// disabled: not accepted, so neither dropped nor lost.
+	Refused uint64 `json:"refused,omitempty"`
 	Lost         uint64            `json:"lost"` // dead-letter writes that failed
 	// Unflushed is what the drain could not deliver before its deadline.
 	Unflushed string `json:"unflushed,omitempty"`
@@ -104,9 +108,7 @@ func (r *Runner) Summary() Summary {
 	if n := bs.Dropped.Total(); n > 0 {
 		s.Dropped["buffer overflow"] = n
 	}
-	if bs.Disabled > 0 {
-		s.Dropped["events disabled"] = bs.Disabled
-	}
+	s.Refused = bs.Refused + bs.Disabled
 	return s
 }
 
@@ -138,6 +140,9 @@ func (s Summary) String() string {
 		line += " (" + strings.Join(drops, ", ") + ")"
 	}
 	line += fmt.Sprintf(", dead-lettered %d, rejected input %d", s.DeadLettered, s.Rejected)
+	if s.Refused > 0 {
+		line += fmt.Sprintf(", refused %d (told to send again)", s.Refused)
+	}
 	if s.Lost > 0 {
 		line += fmt.Sprintf(", LOST %d (dead-letter write failed)", s.Lost)
 	}

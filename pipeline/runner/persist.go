@@ -26,6 +26,10 @@ import (
 // (storeBatch) appends them to the store.
 
 // Publish makes the runner the sources' pipeline.Publisher.
+// Enabled reports whether events are on (the [events] switch, or the
+// admin endpoints): a source that can tell its sender refuses while off.
+func (r *Runner) Enabled() bool { return r.bus.Enabled() }
+
 func (r *Runner) Publish(ctx context.Context, ev pipeline.Event) error {
 	if r.store == nil {
 		err := r.bus.Publish(ctx, ev)
