@@ -68,7 +68,7 @@ type Summary struct {
 	// full (HTTP 503: the client sends them again) or events were
 	// disabled: not accepted, so neither dropped nor lost.
 	Refused uint64 `json:"refused,omitempty"`
-	Lost         uint64            `json:"lost"` // dead-letter writes that failed
+	Lost    uint64 `json:"lost"` // dead-letter writes that failed
 	// Unflushed is what the drain could not deliver before its deadline.
 	Unflushed string `json:"unflushed,omitempty"`
 }
