@@ -335,6 +335,12 @@ func DecodeCloudBinary(attrs map[string]string, contentType string, body []byte,
 		switch {
 		case IsJSONMediaType(contentType) && json.Valid(body):
 			c.data = body
+			if !utf8.Valid(body) {
+				c.data = bytes.ToValidUTF8(body, []byte("\uFFFD"))
+				if opts.OnRepair != nil {
+					opts.OnRepair()
+				}
+			}
 		case IsJSONMediaType(contentType) && contentType != "":
 			return Event{}, &DecodeError{Field: "data", Reason: "the body is not JSON, but Content-Type says " + quote(contentType)}
 		case contentType != "" && utf8.Valid(body):

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultMaxEventSize is the largest encoded event accepted when no limit is
@@ -39,6 +40,17 @@ type DecodeOptions struct {
 	// MaxSize is the largest accepted encoded event in bytes; 0 means
 	// DefaultMaxEventSize, a negative value means no limit.
 	MaxSize int
+	// OnRepair, if set, is called for an event that was repaired: bytes
+	// that are not UTF-8 in its strings or data are replaced with U+FFFD
+	// (encoding/json does the same to strings), so that every output is
+	// valid JSON. The callers count them.
+	OnRepair func()
+}
+
+// RepairCounter is implemented by a Publisher that counts events decoding
+// repaired (DecodeOptions.OnRepair); sources hand it their repairs.
+type RepairCounter interface {
+	Repaired(n int)
 }
 
 // DecodeError says why an input is not an event. Field names the JSON field
@@ -149,14 +161,12 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 			if bytes.Contains(b, []byte(`"specversion"`)) {
 				// A CloudEvent's extensions may have names eventpipe
 				// reads with another type (tags, metadata).
-				ev, err := decodeCloudJSON(b)
-				return ev, ShapeCloudEvents, err
+				return decodeCloud(b, opts)
 			}
 			return Event{}, 0, jsonDecodeError(err)
 		}
 	} else if w.SpecVersion != "" {
-		ev, err := decodeCloudJSON(b)
-		return ev, ShapeCloudEvents, err
+		return decodeCloud(b, opts)
 	} else if w.Data != nil {
 		// The fast decoder's raw values alias b; the event must own its data
 		// (b is often a reader's reused buffer).
@@ -169,8 +179,7 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	case w.SpecVersion != "":
 		// encoding/json read it (the fast decoder gave up): read it again
 		// as a CloudEvent.
-		ev, err := decodeCloudJSON(b)
-		return ev, ShapeCloudEvents, err
+		return decodeCloud(b, opts)
 	case w.Type == "" && w.EventType != "":
 		shape = ShapeLLMSpell
 		ev.SchemaVersion = w.SchemaVersion
@@ -235,7 +244,34 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	if bytes.Equal(ev.Data, []byte("null")) {
 		ev.Data = nil
 	}
+	repairUTF8(&ev, b, opts)
 	return ev, shape, nil
+}
+
+// repairUTF8 makes the data of an event decoded from b valid UTF-8, and
+// tells opts.OnRepair when b was not. Strings were repaired by
+// encoding/json (the fast path leaves them to it); data is raw. Bytes
+// that are not UTF-8 can only be inside its strings, so replacing them
+// keeps it JSON.
+func repairUTF8(ev *Event, b []byte, opts DecodeOptions) {
+	if utf8.Valid(b) {
+		return
+	}
+	if !utf8.Valid(ev.Data) {
+		ev.Data = bytes.ToValidUTF8(ev.Data, []byte("\uFFFD"))
+	}
+	if opts.OnRepair != nil {
+		opts.OnRepair()
+	}
+}
+
+// decodeCloud is decodeCloudJSON with the repair of what is not UTF-8.
+func decodeCloud(b []byte, opts DecodeOptions) (Event, Shape, error) {
+	ev, err := decodeCloudJSON(b)
+	if err == nil {
+		repairUTF8(&ev, b, opts)
+	}
+	return ev, ShapeCloudEvents, err
 }
 
 // decodeID accepts a JSON string, or a number (some producers send one).

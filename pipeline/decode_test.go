@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -217,5 +219,33 @@ func TestDecodeOwnsItsData(t *testing.T) {
 	}
 	if string(ev.Data) != `{"k":"v"}` {
 		t.Errorf("data aliases the input: %s", ev.Data)
+	}
+}
+
+// Bytes that are not UTF-8, in strings or data, are replaced with U+FFFD
+// and the repair is reported: every encoding of the event is valid JSON.
+func TestDecodeRepairsInvalidUTF8(t *testing.T) {
+	for _, in := range []string{
+		"{\"type\":\"a.b\",\"source\":\"x\xff\",\"data\":{\"k\":\"v\xc3\x28\"}}",
+		"{\"type\":\"a.b\",\"data\":[\"\xed\xa0\x80\"]}",
+		"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"subject\":\"\xff\",\"data\":{\"k\":\"\xfe\"}}",
+	} {
+		repaired := 0
+		ev, err := pipeline.Decode([]byte(in), pipeline.DecodeOptions{OnRepair: func() { repaired++ }})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		for _, out := range [][]byte{ev.AppendJSON(nil), ev.AppendCloudEventLine(nil)} {
+			if !utf8.Valid(out) || !json.Valid(out) || !bytes.Contains(out, []byte("\uFFFD")) {
+				t.Errorf("%q encoded as %q", in, out)
+			}
+		}
+		if repaired != 1 {
+			t.Errorf("%q: %d repairs reported", in, repaired)
+		}
+	}
+	repaired := 0
+	if _, err := pipeline.Decode([]byte(`{"type":"a.b","data":"ünïcödé"}`), pipeline.DecodeOptions{OnRepair: func() { repaired++ }}); err != nil || repaired != 0 {
+		t.Errorf("valid UTF-8: %v, %d repairs", err, repaired)
 	}
 }

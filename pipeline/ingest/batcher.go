@@ -47,12 +47,12 @@ func (p Pos) String() string {
 // NewBatcher returns a batcher publishing into p; source names the
 // source in rejections, maxSize bounds one event.
 func NewBatcher(source string, p pipeline.Publisher, maxSize int) *Batcher {
-	return &Batcher{name: source, p: p, opts: pipeline.DecodeOptions{MaxSize: maxSize}}
+	return &Batcher{name: source, p: p, opts: decodeOptions(p, maxSize)}
 }
 
-// MaxEventSize is the largest event the batcher accepts (its
-// DecodeOptions.MaxSize), for sources that decode events themselves.
-func (b *Batcher) MaxEventSize() int { return b.opts.MaxSize }
+// DecodeOptions are the batcher's (maximum size, repairs counted), for
+// sources that decode some events themselves.
+func (b *Batcher) DecodeOptions() pipeline.DecodeOptions { return b.opts }
 
 // Add decodes one line (its newline may still be on it).
 func (b *Batcher) Add(ctx context.Context, line []byte, pos Pos) {
@@ -150,4 +150,14 @@ func (b *Batcher) reject(ctx context.Context, raw []byte, pos Pos, err error) {
 		Source: b.name, Offset: pos.String(),
 		Raw: append([]byte(nil), raw...), Reason: err.Error(), Time: time.Now().UTC(),
 	})
+}
+
+// decodeOptions are a source's: its maximum event size, and repairs
+// counted by the publisher when it counts them.
+func decodeOptions(p pipeline.Publisher, maxSize int) pipeline.DecodeOptions {
+	opts := pipeline.DecodeOptions{MaxSize: maxSize}
+	if rc, ok := p.(pipeline.RepairCounter); ok {
+		opts.OnRepair = func() { rc.Repaired(1) }
+	}
+	return opts
 }

@@ -211,7 +211,7 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 		}
 		mode := cloudMode(r.Header)
 		if mode == cloudBinary {
-			ev, err := decodeBinaryMode(r.Header, body, h.maxEvent)
+			ev, err := decodeBinaryMode(r.Header, body, decodeOptions(p, h.maxEvent))
 			if err != nil {
 				p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: "body", Raw: clip(body), Reason: "CloudEvents binary mode: " + err.Error(), Time: time.Now().UTC()})
 				writeJSON(w, http.StatusBadRequest, Response{Error: "CloudEvents binary mode: " + err.Error(), Rejected: []Rejection{{Index: 0, Reason: err.Error()}}})
@@ -231,7 +231,7 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 			return
 		}
 		resp := Response{}
-		opts := pipeline.DecodeOptions{MaxSize: h.maxEvent}
+		opts := decodeOptions(p, h.maxEvent)
 		// Decode every item, then publish the events together: with
 		// persistence on, the answer waits for one acknowledgement of the
 		// store for the whole request.
@@ -331,14 +331,14 @@ func cloudMode(h http.Header) cloudModeKind {
 // decodeBinaryMode reads a binary-mode CloudEvent: every ce-* header is an
 // attribute (values as sent, as the SDKs send them), Content-Type is the
 // datacontenttype and the body the data.
-func decodeBinaryMode(h http.Header, body []byte, maxEvent int) (pipeline.Event, error) {
+func decodeBinaryMode(h http.Header, body []byte, opts pipeline.DecodeOptions) (pipeline.Event, error) {
 	attrs := make(map[string]string, 8)
 	for k, v := range h {
 		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") && len(v) > 0 {
 			attrs[strings.ToLower(k[3:])] = v[0]
 		}
 	}
-	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), body, pipeline.DecodeOptions{MaxSize: maxEvent})
+	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), body, opts)
 }
 
 var errBuffered = errors.New("ingest holds max_buffered_bytes of request bodies already: send again later")

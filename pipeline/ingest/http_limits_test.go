@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,28 @@ func TestHTTPBufferedBytesBound(t *testing.T) {
 	defer rec.mu.Unlock()
 	if n := len(rec.events); n != 2 {
 		t.Errorf("%d events accepted, want 2", n)
+	}
+}
+
+// repairCounter is a recorder that counts repairs.
+type repairCounter struct {
+	recorder
+	repaired int
+}
+
+func (r *repairCounter) Repaired(n int) { r.mu.Lock(); r.repaired += n; r.mu.Unlock() }
+
+// An event with bytes that are not UTF-8 is accepted repaired, and the
+// repair is counted.
+func TestHTTPRepairsInvalidUTF8(t *testing.T) {
+	rec := &repairCounter{}
+	h := ingest.NewHTTP(ingest.HTTPConfig{Listen: "127.0.0.1:0"}, 0)
+	srv := httptest.NewServer(h.Handler(rec))
+	defer srv.Close()
+	status, _, _ := post(t, srv.URL, "application/x-ndjson", "{\"type\":\"a.b\",\"data\":\"\xff\"}\n{\"type\":\"a.c\",\"data\":\"ok\"}\n")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if status != 202 || len(rec.events) != 2 || rec.repaired != 1 || string(rec.events[0].Data) != "\"\uFFFD\"" {
+		t.Fatalf("status %d, %d events, %d repaired, data %q", status, len(rec.events), rec.repaired, rec.events[0].Data)
 	}
 }

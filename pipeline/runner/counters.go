@@ -13,6 +13,7 @@ import (
 type counters struct {
 	rejected    atomic.Uint64
 	deadLetters atomic.Uint64
+	repaired    atomic.Uint64 // events decoding made valid UTF-8
 	stored      atomic.Uint64 // events the store acknowledged (persistence on)
 	duplicates  atomic.Uint64 // events the store already held
 	drops       sync.Map      // "stage: reason" -> *atomic.Uint64
@@ -68,7 +69,10 @@ type Summary struct {
 	// full (HTTP 503: the client sends them again) or events were
 	// disabled: not accepted, so neither dropped nor lost.
 	Refused uint64 `json:"refused,omitempty"`
-	Lost    uint64 `json:"lost"` // dead-letter writes that failed
+	// Repaired are accepted events whose bytes that were not UTF-8 were
+	// replaced with U+FFFD.
+	Repaired uint64 `json:"repaired,omitempty"`
+	Lost     uint64 `json:"lost"` // dead-letter writes that failed
 	// Unflushed is what the drain could not deliver before its deadline.
 	Unflushed string `json:"unflushed,omitempty"`
 }
@@ -109,6 +113,7 @@ func (r *Runner) Summary() Summary {
 		s.Dropped["buffer overflow"] = n
 	}
 	s.Refused = bs.Refused + bs.Disabled
+	s.Repaired = r.repaired.Load()
 	return s
 }
 
@@ -142,6 +147,9 @@ func (s Summary) String() string {
 	line += fmt.Sprintf(", dead-lettered %d, rejected input %d", s.DeadLettered, s.Rejected)
 	if s.Refused > 0 {
 		line += fmt.Sprintf(", refused %d (told to send again)", s.Refused)
+	}
+	if s.Repaired > 0 {
+		line += fmt.Sprintf(", repaired %d (bytes that were not UTF-8 replaced)", s.Repaired)
 	}
 	if s.Lost > 0 {
 		line += fmt.Sprintf(", LOST %d (dead-letter write failed)", s.Lost)

@@ -26,6 +26,10 @@ import (
 // (storeBatch) appends them to the store.
 
 // Publish makes the runner the sources' pipeline.Publisher.
+// Repaired counts events whose bytes that were not UTF-8 decoding
+// replaced (pipeline.RepairCounter).
+func (r *Runner) Repaired(n int) { r.repaired.Add(uint64(n)) }
+
 // Enabled reports whether events are on (the [events] switch, or the
 // admin endpoints): a source that can tell its sender refuses while off.
 func (r *Runner) Enabled() bool { return r.bus.Enabled() }
