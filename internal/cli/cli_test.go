@@ -555,14 +555,35 @@ func TestAdminEmitTailHealthMetrics(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `eventpipe_exported_events_total{output="out"} 1`) || !strings.Contains(body, "eventpipe_queue_depth") {
 		t.Errorf("metrics %d:\n%s", code, body)
 	}
-	post := func(method, path, body string) int {
+	token := ""
+	send := func(method, path, body string, h map[string]string) int {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		return resp.StatusCode
+	}
+	post := func(method, path, body string) int {
+		return send(method, path, body, map[string]string{"Authorization": "Bearer " + token})
+	}
+	// The control endpoints need the token the run wrote next to its
+	// configuration; a web page cannot use them.
+	if code := send("POST", "/events/disable", "", nil); code != 401 || !c.Bus().Enabled() {
+		t.Errorf("disable without the token: %d", code)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ".eventpipe", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token = strings.TrimSpace(string(raw))
+	if code := send("POST", "/events/disable", "x", map[string]string{"Authorization": "Bearer " + token, "Content-Type": "text/plain",
+		"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}); code != 403 || !c.Bus().Enabled() {
+		t.Errorf("a cross-origin POST: %d", code)
 	}
 	if post("POST", "/events/disable", "") != 200 || c.Bus().Enabled() {
 		t.Error("disable")

@@ -76,6 +76,14 @@ type DeadLetter struct {
 // Admin is the admin HTTP server; off unless Listen is set.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Token guards the endpoints that change the pipeline (enable,
+	// disable): requests must carry "Authorization: Bearer <token>".
+	// Empty: a random token is made at start and written to TokenFile.
+	Token string `yaml:"token"`
+	// TokenFile is where a made token is written (mode 0600), for the
+	// operator and the CLI. Default .eventpipe/admin.token next to the
+	// configuration.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Log configures the process log (log/slog).

@@ -92,6 +92,7 @@ var envSettings = []struct {
 	}},
 	{"DEAD_LETTER_PATH", "dead_letter.path", func(c *Config, v string) error { c.DeadLetter.Path = v; return nil }},
 	{"ADMIN_LISTEN", "admin.listen", func(c *Config, v string) error { c.Admin.Listen = v; return nil }},
+	{"ADMIN_TOKEN", "admin.token", func(c *Config, v string) error { c.Admin.Token = v; return nil }},
 	{"LOG_LEVEL", "log.level", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"LOG_FORMAT", "log.format", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 }

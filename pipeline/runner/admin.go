@@ -1,10 +1,16 @@
 package runner
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -83,9 +89,55 @@ func (r *Runner) adminServer(addr string) (*http.Server, net.Listener, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin: %w", err)
 	}
+	if err := r.adminToken(); err != nil {
+		_ = ln.Close()
+		return nil, nil, err
+	}
 	r.adminAddr.Store(ln.Addr())
 	close(r.adminReady)
-	return &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}, ln, nil
+	return &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}, ln, nil
+}
+
+// adminToken settles the token of the control endpoints: the configured
+// one, or a random one written to the token file for the operator.
+func (r *Runner) adminToken() error {
+	cfg := r.config()
+	if cfg.Admin.Token != "" {
+		r.token = cfg.Admin.Token
+		return nil
+	}
+	path := cfg.Admin.TokenFile
+	if path == "" {
+		path = filepath.Join(".eventpipe", "admin.token")
+	}
+	path = cfg.Resolve(path)
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	r.token = tok
+	r.log.Info("admin: enabling and disabling events needs the token in this file", "token_file", path)
+	return nil
+}
+
+// guarded lets a request through only with the admin token.
+func (r *Runner) guarded(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		if !ok || r.token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(r.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="eventpipe admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this endpoint needs the admin token: Authorization: Bearer <token> (admin.token, or the file admin.token_file names)"})
+			return
+		}
+		h(w, req)
+	}
 }
 
 // AdminHandler serves the admin API:
@@ -93,6 +145,7 @@ func (r *Runner) adminServer(addr string) (*http.Server, net.Listener, error) {
 //	GET  /health/events   health JSON (503 when unhealthy)
 //	GET  /metrics         Prometheus metrics
 //	POST /events/enable, POST /events/disable, PUT /events/enabled {"enabled":bool}
+//	                      (with "Authorization: Bearer <admin token>")
 //	POST /events          ingest, as the HTTP source (for eventpipe emit)
 //	GET  /tail?pattern=P  JSON lines of events passing the stages, live
 func (r *Runner) AdminHandler() http.Handler {
@@ -110,15 +163,15 @@ func (r *Runner) AdminHandler() http.Handler {
 		r.bus.SetEnabled(on)
 		r.log.Info("events toggled at run time", "enabled", on)
 	}
-	mux.HandleFunc("POST /events/enable", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /events/enable", r.guarded(func(w http.ResponseWriter, _ *http.Request) {
 		setEnabled(true)
 		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
-	})
-	mux.HandleFunc("POST /events/disable", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.HandleFunc("POST /events/disable", r.guarded(func(w http.ResponseWriter, _ *http.Request) {
 		setEnabled(false)
 		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
-	})
-	mux.HandleFunc("PUT /events/enabled", func(w http.ResponseWriter, req *http.Request) {
+	}))
+	mux.HandleFunc("PUT /events/enabled", r.guarded(func(w http.ResponseWriter, req *http.Request) {
 		var body struct {
 			Enabled *bool `json:"enabled"`
 		}
@@ -128,10 +181,14 @@ func (r *Runner) AdminHandler() http.Handler {
 		}
 		setEnabled(*body.Enabled)
 		writeJSON(w, http.StatusOK, map[string]bool{"enabled": r.bus.Enabled()})
-	})
+	}))
 	mux.Handle("POST /events", ingest.NewHTTP(ingest.HTTPConfig{Listen: "127.0.0.1:0"}, r.config().Events.MaxEventSize).Handler(r))
 	mux.HandleFunc("GET /tail", r.serveTail)
-	return mux
+	// A web page the operator has open may send requests here: refuse
+	// every cross-origin request that is not a plain read (a form or a
+	// text/plain POST needs no preflight).
+	var cop http.CrossOriginProtection
+	return cop.Handler(mux)
 }
 
 func (r *Runner) serveTail(w http.ResponseWriter, req *http.Request) {

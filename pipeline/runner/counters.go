@@ -66,8 +66,8 @@ type Summary struct {
 	DeadLettered uint64            `json:"dead_lettered"`
 	Rejected     uint64            `json:"rejected"`
 	// Refused are events ingest did not take because the buffer stayed
-	// full (HTTP 503: the client sends them again) or events were
-	// disabled: not accepted, so neither dropped nor lost.
+	// full (HTTP 503: the client sends them again): not accepted, so
+	// neither dropped nor lost.
 	Refused uint64 `json:"refused,omitempty"`
 	// Repaired are accepted events whose bytes that were not UTF-8 were
 	// replaced with U+FFFD.
@@ -112,7 +112,10 @@ func (r *Runner) Summary() Summary {
 	if n := bs.Dropped.Total(); n > 0 {
 		s.Dropped["buffer overflow"] = n
 	}
-	s.Refused = bs.Refused + bs.Disabled
+	s.Refused = bs.Refused
+	if bs.Disabled > 0 {
+		s.Dropped["events disabled"] = bs.Disabled
+	}
 	s.Repaired = r.repaired.Load()
 	return s
 }

@@ -48,10 +48,7 @@ func newMetrics(r *Runner) *metrics {
 		}),
 		counter("eventpipe_buffer_dropped_total", "Events the buffer dropped on overflow.", func() float64 { return float64(r.bus.Stats().Dropped.Total()) }),
 		counter("eventpipe_ingest_repaired_total", "Events accepted after bytes that were not UTF-8 were replaced with U+FFFD.", func() float64 { return float64(r.repaired.Load()) }),
-		counter("eventpipe_ingest_refused_total", "Events ingest refused because the buffer stayed full or events were disabled (the sender was told to send them again).", func() float64 {
-			st := r.bus.Stats()
-			return float64(st.Refused + st.Disabled)
-		}),
+		counter("eventpipe_ingest_refused_total", "Events ingest refused because the buffer stayed full (the sender was told to send them again).", func() float64 { return float64(r.bus.Stats().Refused) }),
 		counter("eventpipe_rate_limited_total", "Events refused by the rate limit.", func() float64 { return float64(r.bus.Stats().RateLimited) }),
 		counter("eventpipe_filtered_total", "Events the type filter passed over.", func() float64 { return float64(r.bus.Stats().Filtered) }),
 		collectors.NewGoCollector(),

@@ -79,6 +79,7 @@ type Runner struct {
 	tap        *pipeline.Bus
 	tapUsers   atomic.Int32
 	adminAddr  atomic.Value
+	token      string // the admin token (set before the admin server serves)
 	adminReady chan struct{}
 }
 
