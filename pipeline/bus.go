@@ -95,7 +95,7 @@ func (b *Bus) SetEnabled(on bool) {
 		return
 	}
 	if !b.started {
-		b.q = newQueue(b.cfg.BufferSize, b.cfg.BufferBytes, true)
+		b.q = newQueue(b.cfg.BufferSize, b.cfg.BufferBytes, !b.cfg.Relay)
 		b.ids = NewIDGenerator()
 		b.started = true
 		go b.dispatch()
@@ -170,7 +170,7 @@ func (b *Bus) Admit(ctx context.Context, ev *Event) (bool, error) {
 }
 
 func (b *Bus) admit(ctx context.Context, ev *Event) (bool, error) {
-	if msg := typeError(ev.Type); msg != "" {
+	if msg := ev.typeError(); msg != "" {
 		b.invalid.Add(1)
 		return false, &DecodeError{Field: "type", Reason: msg}
 	}

@@ -47,6 +47,10 @@ type Config struct {
 	// Handler receives every batch (the pipeline's stages and exporters).
 	// Nil: events go to subscribers only.
 	Handler BatchHandler `yaml:"-"`
+	// Relay makes a bus that passes on events of another: they keep the
+	// sequence they carry instead of getting this bus's (a runner's live
+	// tail shows the numbers that were exported).
+	Relay bool `yaml:"-"`
 }
 
 // DefaultBufferBytes is the default bound on the bytes a bus buffer holds.

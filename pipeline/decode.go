@@ -224,11 +224,7 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		}
 		return Event{}, shape, &DecodeError{Field: field, Reason: "missing: every event needs a type"}
 	}
-	msg := typeError(ev.Type)
-	if ev.Cloud != nil {
-		msg = cloudTypeError(ev.Type) // a CloudEvent's type, written in this shape
-	}
-	if msg != "" {
+	if msg := ev.typeError(); msg != "" { // a CloudEvent's type, when written in this shape
 		return Event{}, shape, &DecodeError{Field: "type", Reason: msg}
 	}
 	if timeText != "" {

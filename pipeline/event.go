@@ -81,6 +81,15 @@ func ValidType(t string) bool {
 }
 
 // typeError returns why t is not a valid type, or "".
+// typeError checks the event's type: a dotted name, or for a CloudEvent
+// any non-empty type without control characters.
+func (e *Event) typeError() string {
+	if e.Cloud != nil {
+		return cloudTypeError(e.Type)
+	}
+	return typeError(e.Type)
+}
+
 func typeError(t string) string {
 	if t == "" {
 		return "type is empty"

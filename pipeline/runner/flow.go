@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,12 +39,14 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 			dead = append(dead, export.EventRecord(&b.Events[i], b.Stages[i], "", b.Reasons[i]))
 		}
 	}
-	dead = append(dead, r.export(ctx, g, b)...)
+	exportDead, failed := r.export(ctx, g, b)
+	dead = append(dead, exportDead...)
 	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	// Live tails see what passed the stages, once it has been exported.
+	// Live tails see the events exported: routed to an output, and taken
+	// by every output they were routed to (as exported, sequence and all).
 	if r.tapUsers.Load() > 0 {
 		for i := range b.Events {
-			if b.Verdicts[i] == pipeline.Keep {
+			if b.Verdicts[i] == pipeline.Keep && b.Routes[i] != 0 && !slices.Contains(failed, i) {
 				_ = r.tap.Emit(ctx, b.Events[i])
 			}
 		}
@@ -52,8 +55,9 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // export hands every output the kept events routed to it, the outputs in
-// parallel, and returns the dead-letter records of what they refused.
-func (r *Runner) export(ctx context.Context, g *graph, b *pipeline.Batch) []export.DeadLetterRecord {
+// parallel, and returns the dead-letter records of what they refused and
+// the indexes (into b) of those events.
+func (r *Runner) export(ctx context.Context, g *graph, b *pipeline.Batch) (dead []export.DeadLetterRecord, failed []int) {
 	var active []*output
 	for oi, o := range g.outputs {
 		o.buf, o.idx = o.buf[:0], o.idx[:0]
@@ -82,7 +86,6 @@ func (r *Runner) export(ctx context.Context, g *graph, b *pipeline.Batch) []expo
 		}
 		wg.Wait()
 	}
-	var dead []export.DeadLetterRecord
 	for k, o := range active {
 		st := o.stats
 		st.batches.Add(1)
@@ -96,24 +99,25 @@ func (r *Runner) export(ctx context.Context, g *graph, b *pipeline.Batch) []expo
 		}
 		// A PartialError names the events that were not delivered; the
 		// others were.
-		failed := pipeline.FailedEvents(errs[k], len(o.buf))
-		if ok := len(o.buf) - len(failed); ok > 0 {
+		lost := pipeline.FailedEvents(errs[k], len(o.buf))
+		if ok := len(o.buf) - len(lost); ok > 0 {
 			st.exported.Add(uint64(ok))
 			r.metrics.exported.WithLabelValues(o.name).Add(float64(ok))
 		}
-		st.failed.Add(uint64(len(failed)))
-		r.metrics.exportFailures.WithLabelValues(o.name).Add(float64(len(failed)))
+		st.failed.Add(uint64(len(lost)))
+		r.metrics.exportFailures.WithLabelValues(o.name).Add(float64(len(lost)))
 		st.mu.Lock()
 		st.lastErr, st.lastErrAt = errs[k].Error(), time.Now()
 		st.mu.Unlock()
-		r.log.Error("export failed; events go to the dead letter", "output", o.name, "events", len(failed), "err", errs[k])
-		for _, j := range failed {
+		r.log.Error("export failed; events go to the dead letter", "output", o.name, "events", len(lost), "err", errs[k])
+		for _, j := range lost {
 			if j >= 0 && j < len(o.idx) {
 				dead = append(dead, export.EventRecord(&b.Events[o.idx[j]], "export", o.name, errs[k].Error()))
+				failed = append(failed, o.idx[j])
 			}
 		}
 	}
-	return dead
+	return dead, failed
 }
 
 func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {

@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Runner, error)
 		return nil, err
 	}
 	tc := pipeline.DefaultConfig()
-	tc.Enabled, tc.BufferSize = true, 4096
+	tc.Enabled, tc.BufferSize, tc.Relay = true, 4096, true
 	tc.Filter = pipeline.FilterConfig{EmitTimingEvents: true, EmitStateEvents: true, EmitDebugEvents: true}
 	r.tap, _ = pipeline.NewBus(tc)
 	return r, nil
