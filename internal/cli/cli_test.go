@@ -666,3 +666,90 @@ func waitFor(t *testing.T, s *syncBuffer, want string) {
 		}
 	}
 }
+
+// A dead-letter replay never destroys a record: two replays in a row keep
+// two archives; a replay while a pipeline writes the file refuses; one
+// that cannot start puts the records back; one with nothing to do does
+// nothing; a record over max_event_size is dead-lettered again, not an
+// abort, whatever the length of its line.
+func TestDLQReplayNeverDestroysARecord(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "")
+	deadPath := filepath.Join(dir, "dead.jsonl")
+	write := func(evs ...pipeline.Event) {
+		d, err := export.OpenDeadLetter(deadPath, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range evs {
+			if err := d.Write(export.EventRecord(&evs[i], "export", "out", "was down")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archives := func() []string {
+		m, _ := filepath.Glob(deadPath + ".replayed-*")
+		return m
+	}
+	// Nothing to do: no archive, exit 0.
+	if r := run(t, nil, "", "dlq", "replay", "-c", cfg); r.code != 0 || len(archives()) != 0 || !strings.Contains(r.stderr, "nothing to replay") {
+		t.Fatalf("empty: %+v %v", r, archives())
+	}
+	// Two replays at once: two archives, each with its record.
+	write(pipeline.Event{Type: "first.one"})
+	if r := run(t, nil, "", "dlq", "replay", "-c", cfg); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	write(pipeline.Event{Type: "second.one"})
+	if r := run(t, nil, "", "dlq", "replay", "-c", cfg); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if a := archives(); len(a) != 2 {
+		t.Fatalf("archives %v, want 2", a)
+	}
+	// A pipeline holding the file open: the replay refuses and moves nothing.
+	write(pipeline.Event{Type: "third.one"})
+	holder, err := export.OpenDeadLetter(deadPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, nil, "", "dlq", "replay", "-c", cfg); r.code == 0 || !strings.Contains(r.stderr, "running pipeline") {
+		t.Errorf("replay beside a writer: %+v", r)
+	}
+	holder.Close()
+	if lines := readLines(t, deadPath); len(lines) != 1 || len(archives()) != 2 {
+		t.Fatalf("after the refusal: %v, archives %v", lines, archives())
+	}
+	// A replay that cannot start (an output it cannot open) puts the
+	// records back.
+	blocked := fileConfig(t, dir, "")
+	raw, _ := os.ReadFile(blocked)
+	os.WriteFile(blocked, []byte(strings.Replace(string(raw), "path: out.jsonl", "path: /proc/no/such/dir/out.jsonl", 1)), 0o600)
+	if r := run(t, nil, "", "dlq", "replay", "-c", blocked); r.code == 0 || !strings.Contains(r.stderr, "back in") {
+		t.Errorf("replay that cannot start: %+v", r)
+	}
+	if lines := readLines(t, deadPath); len(lines) != 1 || !strings.Contains(lines[0], "third.one") || len(archives()) != 2 {
+		t.Fatalf("records not put back: %v, archives %v", lines, archives())
+	}
+	os.WriteFile(blocked, raw, 0o600)
+	// A record whose line is long and whose event is over the maximum
+	// size: dead-lettered again with the reason; the others replayed.
+	big := pipeline.Event{Type: "big.one", Data: json.RawMessage(`"` + strings.Repeat("x", 5<<20) + `"`)}
+	write(big, pipeline.Event{Type: "small.one"})
+	if r := run(t, nil, "", "dlq", "replay", "-c", cfg); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	out := strings.Join(readLines(t, filepath.Join(dir, "out.jsonl")), "\n")
+	for _, typ := range []string{"first.one", "second.one", "third.one", "small.one"} {
+		if !strings.Contains(out, typ) {
+			t.Errorf("%s not replayed", typ)
+		}
+	}
+	again := readLines(t, deadPath)
+	if len(again) != 1 || !strings.Contains(again[0], "over the limit") {
+		t.Errorf("dead letters after replay: %d lines", len(again))
+	}
+}

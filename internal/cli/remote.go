@@ -179,7 +179,7 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 		return ExitUsage
 	}
 	fs := newFlags(io, "dlq replay", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]",
-		"Send dead-lettered events back through the pipeline's stages and outputs (not its ingest).\nThe file is first renamed to FILE.replayed-TIMESTAMP; what fails again is dead-lettered anew.\nRaw input that never was an event is decoded again and dead-lettered again if it still is not.")
+		"Send dead-lettered events back through the pipeline's stages and outputs (not its ingest).\nThe file is first moved to FILE.replayed-TIMESTAMP (never over another archive); what fails again is\ndead-lettered anew. It refuses while a running pipeline writes the file, does nothing when the file is\nempty, and puts the records back when the replay cannot start. Raw input that never was an event is\ndecoded again and dead-lettered again if it still is not; the pipeline's max_event_size applies.")
 	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
 	file := fs.String("file", "", "dead-letter file (default: the pipeline's dead_letter.path)")
 	if code, ok := parse(fs, args[1:]); !ok {
@@ -198,26 +198,55 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	if src == "" {
 		src = cfg.Resolve(cfg.DeadLetter.Path)
 	}
-	data, err := os.ReadFile(src)
+	// No pipeline may write the file while it is moved aside; the records
+	// go to an archive of their own and come back if the replay cannot run.
+	claim, err := export.ClaimDeadLetter(src)
+	if err != nil {
+		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: %s: %v\n", src, err)
+		return ExitRuntime
+	}
+	defer claim.Release()
+	moved, err := claim.Archive()
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: %v\n", err)
 		return ExitRuntime
 	}
-	moved := fmt.Sprintf("%s.replayed-%s", src, time.Now().UTC().Format("20060102T150405Z"))
-	if err := os.Rename(src, moved); err != nil {
-		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: %v\n", err)
-		return ExitRuntime
+	if moved == "" {
+		fmt.Fprintf(io.Stderr, "eventpipe dlq replay: nothing to replay in %s\n", src)
+		return ExitOK
 	}
+	data, err := os.ReadFile(moved)
+	if err == nil {
+		err = claim.Share()
+	}
+	var r *runner.Runner
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
-	r, err := runner.New(ctx, cfg, runner.Options{
-		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
-		SkipConfigSources: true, Sources: []pipeline.Source{&replaySource{name: filepath.Base(moved), data: data}},
-	})
+	if err == nil {
+		r, err = runner.New(ctx, cfg, runner.Options{
+			Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
+			SkipConfigSources: true, Sources: []pipeline.Source{&replaySource{name: filepath.Base(moved), data: data, maxEvent: cfg.Events.MaxEventSize}},
+		})
+	}
 	if err != nil {
-		fmt.Fprintln(io.Stderr, err)
-		return ExitUsage
+		if rerr := claim.Restore(moved); rerr != nil {
+			fmt.Fprintf(io.Stderr, "eventpipe dlq replay: %v; the records are in %s (putting them back failed: %v)\n", err, moved, rerr)
+		} else {
+			fmt.Fprintf(io.Stderr, "eventpipe dlq replay: %v; the records are back in %s\n", err, src)
+		}
+		return ExitRuntime
 	}
 	sum, err := r.Run(ctx)
+	if err != nil && sum.Accepted == 0 && sum.Rejected == 0 {
+		// It failed before it took a record (an output that cannot
+		// start): the records go back for the next try.
+		log.Error("replay failed", "err", err)
+		if rerr := claim.Restore(moved); rerr != nil {
+			fmt.Fprintf(io.Stderr, "eventpipe dlq replay: the records are in %s (putting them back failed: %v)\n", moved, rerr)
+		} else {
+			fmt.Fprintf(io.Stderr, "eventpipe dlq replay: nothing was replayed; the records are back in %s\n", src)
+		}
+		return ExitRuntime
+	}
 	fmt.Fprintln(io.Stderr, sum.String())
 	fmt.Fprintf(io.Stderr, "replayed from %s (kept as %s)\n", src, moved)
 	if err != nil {
@@ -227,34 +256,43 @@ func cmdDLQ(ctx context.Context, io IO, args []string) int {
 	return ExitOK
 }
 
-// replaySource publishes the events of dead-letter records.
+// replaySource publishes the events of dead-letter records. Lines of any
+// length are read; an event over the pipeline's max_event_size is
+// dead-lettered again with the reason, as any that does not decode.
 type replaySource struct {
-	name string
-	data []byte
+	name     string
+	data     []byte
+	maxEvent int
 }
 
 func (s *replaySource) Finite() bool { return true }
 
 func (s *replaySource) Run(ctx context.Context, p pipeline.Publisher) error {
-	sc := bufio.NewScanner(bytes.NewReader(s.data))
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	opts := pipeline.DecodeOptions{MaxSize: s.maxEvent}
+	rest := s.data
+	for line := 1; len(rest) > 0; line++ {
+		text := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			text, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(bytes.TrimSpace(text)) == 0 {
 			continue
 		}
 		var rec export.DeadLetterRecord
 		reject := func(reason string, raw []byte) {
 			p.Reject(ctx, pipeline.Rejected{Source: s.name, Offset: fmt.Sprintf("line %d", line), Raw: raw, Reason: reason, Time: time.Now().UTC()})
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			reject("not a dead-letter record: "+err.Error(), append([]byte(nil), sc.Bytes()...))
+		if err := json.Unmarshal(text, &rec); err != nil {
+			reject("not a dead-letter record: "+err.Error(), append([]byte(nil), text...))
 			continue
 		}
 		raw := []byte(rec.Raw)
 		if len(rec.Event) > 0 {
 			raw = rec.Event
 		}
-		ev, err := pipeline.Decode(raw, pipeline.DecodeOptions{})
+		ev, err := pipeline.Decode(raw, opts)
 		if err != nil {
 			reject(err.Error(), raw)
 			continue
@@ -266,5 +304,5 @@ func (s *replaySource) Run(ctx context.Context, p pipeline.Publisher) error {
 			reject(err.Error(), raw)
 		}
 	}
-	return sc.Err()
+	return nil
 }

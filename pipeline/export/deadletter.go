@@ -34,6 +34,7 @@ type DeadLetterRecord struct {
 type DeadLetter struct {
 	mu    sync.Mutex
 	path  string
+	lock  *os.File // a shared lock on path.lock while open (ClaimDeadLetter)
 	out   *lineFile
 	buf   bytes.Buffer
 	count uint64
@@ -57,12 +58,100 @@ func OpenDeadLetter(path string, mode os.FileMode) (*DeadLetter, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("dead letter %s: %w", path, err)
 	}
+	lock, err := lockFile(path+".lock", false)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %s: an eventpipe dlq replay is moving it (%w); try again when it has", path, err)
+	}
 	out, err := openLineFile(path, mode)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("dead letter %s: %w", path, err)
 	}
-	return &DeadLetter{path: path, out: out}, nil
+	return &DeadLetter{path: path, lock: lock, out: out}, nil
 }
+
+// ErrDeadLetterInUse is ClaimDeadLetter's answer while a pipeline has the
+// file open.
+var ErrDeadLetterInUse = errors.New("a running pipeline writes this dead-letter file: stop it (or point dlq replay at a copy) first")
+
+// DeadLetterClaim is a dead-letter file taken for replay: no pipeline
+// writes it while the claim is held exclusively.
+type DeadLetterClaim struct {
+	path string
+	lock *os.File
+}
+
+// ClaimDeadLetter takes path for a replay, or fails with
+// ErrDeadLetterInUse while a pipeline has it open.
+func ClaimDeadLetter(path string) (*DeadLetterClaim, error) {
+	lock, err := lockFile(path+".lock", true)
+	if err != nil {
+		if os.IsNotExist(err) || errors.Is(err, os.ErrPermission) {
+			return nil, err
+		}
+		return nil, ErrDeadLetterInUse
+	}
+	return &DeadLetterClaim{path: path, lock: lock}, nil
+}
+
+// Archive moves the file to a name of its own — path.replayed-<UTC time
+// to the nanosecond>, never one that exists (a second replay in the same
+// instant gets -2) — and returns it. An empty or missing file is not
+// moved: "" and no error.
+func (c *DeadLetterClaim) Archive() (string, error) {
+	st, err := os.Stat(c.path)
+	if os.IsNotExist(err) || err == nil && st.Size() == 0 {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	base := fmt.Sprintf("%s.replayed-%s", c.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		// A link fails where a rename would replace: no archive is ever
+		// overwritten.
+		if err := os.Link(c.path, name); err != nil {
+			if os.IsExist(err) {
+				continue
+			}
+			return "", err
+		}
+		return name, os.Remove(c.path)
+	}
+}
+
+// Restore puts the records of an archive back (appended to the file, which
+// may have new records by then) and removes the archive: for a replay that
+// could not run.
+func (c *DeadLetterClaim) Restore(archive string) error {
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(c.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	return os.Remove(archive)
+}
+
+// Share lets pipelines open the file again (the replay's own, which
+// dead-letters what fails anew) while the claim is held.
+func (c *DeadLetterClaim) Share() error { return relock(c.lock, false) }
+
+// Release ends the claim.
+func (c *DeadLetterClaim) Release() error { return c.lock.Close() }
 
 // Path is the file written to.
 func (d *DeadLetter) Path() string { return d.path }
@@ -140,7 +229,7 @@ func (d *DeadLetter) Close() error {
 		}
 		d.held, d.heldN = nil, 0
 	}
-	err = errors.Join(err, d.out.Close())
+	err = errors.Join(err, d.out.Close(), d.lock.Close())
 	d.out = nil
 	return err
 }
