@@ -227,7 +227,7 @@ func (c *Config) Components() []Component {
 	}
 	for _, o := range c.Outputs {
 		out = append(out, Component{Class: component.ClassOutput, Type: o.Type, ID: "export." + o.Name, Name: o.Name,
-			Role: "export", Node: o.Node, Skip: []string{"type", "retry"}})
+			Role: "export", Node: o.Node, Skip: []string{"type", "retry", "queue"}})
 	}
 	return out
 }

@@ -40,7 +40,13 @@ type OutputHealth struct {
 	Batches     uint64    `json:"batches"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	Healthy     bool      `json:"healthy"`
+	// Queued are the events waiting for the output (or being exported);
+	// ExportingFor how long the export in flight has run; Slow is true
+	// while an export runs longer than 5s or the queue is nine tenths full.
+	Queued       int64  `json:"queued"`
+	ExportingFor string `json:"exporting_for,omitempty"`
+	Slow         bool   `json:"slow"`
+	Healthy      bool   `json:"healthy"`
 }
 
 // Health reports the runner's state. It is unhealthy when not running or
@@ -64,6 +70,14 @@ func (r *Runner) Health() Health {
 			Healthy: st.lastErrAt.IsZero() || st.lastOK.After(st.lastErrAt),
 		}
 		st.mu.Unlock()
+		if w := o.w; w != nil {
+			oh.Queued = w.queued.Load()
+			if s := w.since.Load(); s != 0 {
+				oh.ExportingFor = time.Since(time.Unix(0, s)).Round(time.Millisecond).String()
+			}
+			oh.Slow = w.slow(r.opts.SlowAfter)
+			oh.Healthy = oh.Healthy && !oh.Slow
+		}
 		h.Healthy = h.Healthy && oh.Healthy
 		h.Outputs[o.name] = oh
 	}

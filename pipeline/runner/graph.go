@@ -43,7 +43,9 @@ type graph struct {
 	store   *node // the persist section's store, if any (built with the sources)
 	nodes   []node
 	stages  []node    // the stage nodes, in order, for the flow
-	outputs []*output // the output nodes, with the flow's scratch
+	outputs []*output // the output nodes, each with its queue
+
+	stopExports func() // cancels the exports in flight (after the drain deadline)
 }
 
 // add appends a created component.
@@ -62,8 +64,8 @@ func (g *graph) add(n node) {
 type output struct {
 	name     string
 	exporter pipeline.Exporter
-	buf      []pipeline.Event
-	idx      []int
+	queue    QueueConfig
+	w        *worker // its queue and exporting goroutine, once started
 	stats    *outputStats
 }
 
@@ -99,6 +101,7 @@ type pending struct {
 	factory component.Factory
 	cfg     component.Config
 	retry   export.RetryConfig
+	queue   QueueConfig
 	comp    component.Lifecycle
 	decoded bool // the settings decoded (Validate may still have failed)
 	errs    config.Errors
@@ -161,7 +164,7 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 		n := node{id: p.spec.ID, name: p.spec.Name, class: p.spec.Class, comp: p.comp}
 		if n.class == component.ClassOutput {
 			n.comp = r.withRetry(p.spec.Name, p.comp.(pipeline.Exporter), p.retry)
-			g.outputs = append(g.outputs, &output{name: n.name, exporter: n.comp.(pipeline.Exporter), stats: r.outputStats(n.name)})
+			g.outputs = append(g.outputs, &output{name: n.name, exporter: n.comp.(pipeline.Exporter), queue: p.queue, stats: r.outputStats(n.name)})
 		}
 		g.add(n)
 	}
@@ -222,6 +225,9 @@ func (r *Runner) decode(cfg *config.Config, spec config.Component) *pending {
 		rs := spec.Key("retry")
 		p.errs = append(p.errs, cfg.Decode(rs, &p.retry)...)
 		p.errs = append(p.errs, cfg.ErrorsFor(rs.ID, p.retry.Validate())...)
+		qs := spec.Key("queue")
+		p.errs = append(p.errs, cfg.Decode(qs, &p.queue)...)
+		p.errs = append(p.errs, cfg.ErrorsFor(qs.ID, p.queue.Validate())...)
 	}
 	return p
 }

@@ -17,6 +17,9 @@ func (r *Runner) startGraph(ctx context.Context, g *graph) error {
 			return fmt.Errorf("%s: start: %w", n.id, err)
 		}
 	}
+	if len(g.outputs) > 0 {
+		r.startWorkers(g)
+	}
 	return nil
 }
 
@@ -29,6 +32,15 @@ func (r *Runner) shutdownGraph(g *graph) error {
 		return nil
 	}
 	var errs []error
+	if g.stopExports != nil {
+		// The outputs' queues empty first (within the drain timeout).
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
+		if err := r.stopWorkers(ctx, g); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		g.stopExports = nil
+	}
 	nodes := g.nodes
 	if g.store != nil {
 		nodes = append(nodes[:len(nodes):len(nodes)], *g.store) // after the sources, which append to it

@@ -146,14 +146,10 @@ func (r *Runner) consume(ctx, hctx context.Context, drain <-chan struct{}) error
 	})
 }
 
-// handleBufferedBatch handles a batch from the bus's buffer and tells the
-// sources waiting on Commit.
+// handleBufferedBatch handles a batch from the bus's buffer; the sources
+// waiting on Commit are told when the outputs have handled it.
 func (r *Runner) handleBufferedBatch(ctx context.Context, b *pipeline.Batch) error {
-	err := r.handleBatch(ctx, b)
-	if n := len(b.Events); n > 0 {
-		r.commits.handled(b.Events[n-1].Sequence)
-	}
-	return err
+	return r.handleBatch(ctx, b) // the commits follow the batch's completion (dispatch)
 }
 
 // Commit makes the runner a pipeline.Committer. With a store, what was

@@ -51,7 +51,10 @@ type Options struct {
 	NoStore bool
 	// DrainTimeout bounds the flush at shutdown. Default 30s.
 	DrainTimeout time.Duration
-	HTTPClient   *http.Client
+	// SlowAfter is how long an export may run before /health/events
+	// calls its output slow. Default 5s.
+	SlowAfter  time.Duration
+	HTTPClient *http.Client
 }
 
 // Runner is one running pipeline: a bus and dead-letter file that live as
@@ -79,7 +82,8 @@ type Runner struct {
 	tap        *pipeline.Bus
 	tapUsers   atomic.Int32
 	adminAddr  atomic.Value
-	token      string // the admin token (set before the admin server serves)
+	token      string  // the admin token (set before the admin server serves)
+	inflight   batches // batches with the outputs, in order
 	adminReady chan struct{}
 }
 
@@ -134,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
+	}
+	if o.SlowAfter == 0 {
+		o.SlowAfter = 5 * time.Second
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 30 * time.Second

@@ -1,0 +1,159 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/runner"
+)
+
+// hangingHook is a webhook receiver that holds every request until
+// released.
+type hangingHook struct {
+	release chan struct{}
+	got     atomic.Int64
+}
+
+func (h *hangingHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-h.release:
+	case <-r.Context().Done():
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	h.got.Add(int64(strings.Count(string(body), `"type"`)))
+}
+
+func countLines(path string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(raw), "\n")
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising with it
+	}
+}
+
+// A hanging webhook holds back only itself: the file output gets every
+// event while the webhook's events wait in its queue, /health/events says
+// the webhook is slow while it is, and once it answers it gets them all.
+func TestAHangingOutputHoldsBackOnlyItself(t *testing.T) {
+	hook := &hangingHook{release: make(chan struct{})}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`events:
+  enabled: true
+route:
+  default: [out, hook]
+export:
+  out:
+    type: file
+    path: out.jsonl
+  hook:
+    type: webhook
+    url: %s
+    timeout: 10m
+dead_letter:
+  path: dead.jsonl
+`, srv.URL))
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv, SlowAfter: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	const n = 3001
+	for i := range n {
+		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	waitUntil(t, "the file output to get every event", func() bool { return countLines(out) == n })
+	waitUntil(t, "the health to call the webhook slow", func() bool {
+		h := r.Health()
+		return h.Outputs["hook"].Slow && !h.Outputs["out"].Slow && !h.Healthy && h.Outputs["hook"].Queued > 0
+	})
+	close(hook.release)
+	waitUntil(t, "the webhook to get every event", func() bool { return hook.got.Load() == n })
+	waitUntil(t, "the webhook to be well again", func() bool { h := r.Health(); return !h.Outputs["hook"].Slow && h.Healthy })
+	sum, err := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Exported["out"] != n || sum.Exported["hook"] != n || sum.DeadLettered != 0 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+// With overflow: dead_letter, a slow output's full queue sends what does
+// not fit to the dead-letter file, and the other outputs go on.
+func TestAFullOutputQueueDeadLetters(t *testing.T) {
+	hook := &hangingHook{release: make(chan struct{})}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	defer close(hook.release)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`events:
+  enabled: true
+  batch_size: 10
+route:
+  default: [out, hook]
+export:
+  out:
+    type: file
+    path: out.jsonl
+  hook:
+    type: webhook
+    url: %s
+    timeout: 10m
+    queue:
+      size: 100
+      overflow: dead_letter
+dead_letter:
+  path: dead.jsonl
+`, srv.URL))
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv, DrainTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	const n = 1000
+	for i := range n {
+		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	waitUntil(t, "the file output to get every event", func() bool { return countLines(out) == n })
+	waitUntil(t, "the overflow to be dead-lettered", func() bool { return countLines(dead) >= n-100-10 })
+	raw, _ := os.ReadFile(dead)
+	if !strings.Contains(string(raw), "queue full") {
+		t.Errorf("dead letters do not say why: %.300s", raw)
+	}
+	// At the drain deadline the held requests are given up: their events
+	// and those still queued are dead-lettered too, none lost.
+	sum, _ := stop()
+	if sum.Exported["out"] != n || sum.Exported["hook"] != 0 || sum.DeadLettered != n || sum.Lost != 0 || countLines(dead) != n {
+		t.Errorf("summary %+v, %d dead letters", sum, countLines(dead))
+	}
+}
