@@ -334,6 +334,9 @@ func DecodeCloudBinary(attrs map[string]string, contentType string, body []byte,
 	if len(body) > 0 {
 		switch {
 		case IsJSONMediaType(contentType) && json.Valid(body):
+			if err := checkNumbers(body); err != nil {
+				return Event{}, err
+			}
 			c.data = body
 			if !utf8.Valid(body) {
 				c.data = bytes.ToValidUTF8(body, []byte("\uFFFD"))

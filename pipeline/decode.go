@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
 
 // DefaultMaxEventSize is the largest encoded event accepted when no limit is
@@ -240,8 +242,23 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	if bytes.Equal(ev.Data, []byte("null")) {
 		ev.Data = nil
 	}
+	if err := checkNumbers(ev.Data); err != nil {
+		return Event{}, shape, err
+	}
 	repairUTF8(&ev, b, opts)
 	return ev, shape, nil
+}
+
+// checkNumbers refuses data holding a number no float64 holds: valid JSON,
+// but most readers make it infinity or refuse the document.
+func checkNumbers(data []byte) error {
+	if n, huge := jsonscan.HugeNumber(data); huge {
+		if len(n) > 40 {
+			n = n[:40] + "…"
+		}
+		return &DecodeError{Field: "data", Reason: "number " + n + " is out of range (beyond ±1.8e308): JSON readers cannot hold it"}
+	}
+	return nil
 }
 
 // repairUTF8 makes the data of an event decoded from b valid UTF-8, and
@@ -265,9 +282,13 @@ func repairUTF8(ev *Event, b []byte, opts DecodeOptions) {
 func decodeCloud(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	ev, err := decodeCloudJSON(b)
 	if err == nil {
-		repairUTF8(&ev, b, opts)
+		err = checkNumbers(ev.Data)
 	}
-	return ev, ShapeCloudEvents, err
+	if err != nil {
+		return Event{}, ShapeCloudEvents, err
+	}
+	repairUTF8(&ev, b, opts)
+	return ev, ShapeCloudEvents, nil
 }
 
 // decodeID accepts a JSON string, or a number (some producers send one).

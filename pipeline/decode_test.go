@@ -249,3 +249,25 @@ func TestDecodeRepairsInvalidUTF8(t *testing.T) {
 		t.Errorf("valid UTF-8: %v, %d repairs", err, repaired)
 	}
 }
+
+// A number no float64 holds is refused with the reason; large numbers
+// that fit are kept as written.
+func TestDecodeRefusesNumbersJSONReadersCannotHold(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"a.b","data":{"x":1e999}}`,
+		`{"type":"a.b","data":[-2E+400]}`,
+		`{"type":"a.b","data":` + strings.Repeat("9", 400) + `}`,
+		`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"x":1e309}}`,
+	} {
+		_, err := pipeline.Decode([]byte(in), pipeline.DecodeOptions{})
+		if err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%.60s: %v", in, err)
+		}
+	}
+	for _, in := range []string{`{"type":"a.b","data":{"x":1.7e308,"y":"1e999","z":123456789012345678901234567890,"w":1e-999}}`} {
+		ev, err := pipeline.Decode([]byte(in), pipeline.DecodeOptions{})
+		if err != nil || !strings.Contains(string(ev.Data), "123456789012345678901234567890") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}

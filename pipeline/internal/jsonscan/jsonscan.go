@@ -3,6 +3,11 @@
 // and the sanitize and filter stages, which validate what they use.
 package jsonscan
 
+import (
+	"math"
+	"strconv"
+)
+
 // SkipWS returns the index of the first byte at or after i that is not
 // JSON white space.
 func SkipWS(b []byte, i int) int {
@@ -72,4 +77,36 @@ func ValueEnd(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// HugeNumber reports whether the JSON value b holds a number beyond what a
+// float64 holds (1e999, or hundreds of digits): valid JSON that most JSON
+// readers turn into infinity or refuse. It returns the number. b is
+// assumed valid JSON.
+func HugeNumber(b []byte) (string, bool) {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			end, _ := StringEnd(b, i)
+			if end < 0 {
+				return "", false
+			}
+			i = end - 1
+		case c == '-' || c >= '0' && c <= '9':
+			j, exp := i, false
+			for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+				exp = exp || b[j] == 'e' || b[j] == 'E'
+				j++
+			}
+			// Up to 308 digits without an exponent fit; test the rest.
+			if exp || j-i > 308 {
+				if f, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil && math.IsInf(f, 0) {
+					return string(b[i:j]), true
+				}
+			}
+			i = j - 1
+		}
+	}
+	return "", false
 }
