@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/component"
@@ -326,6 +327,24 @@ func (s *Store) Redelivered() uint64 { return s.redelivered.Load() }
 
 // Consume reads the stream with the durable consumer; see component.Store.
 func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) error) error {
+	return s.consume(ctx, drain, 1, func(ctx context.Context, events []pipeline.Event) func() error {
+		err := h(ctx, events)
+		return func() error { return err }
+	})
+}
+
+// InFlight bounds what ConsumePipelined keeps with the outputs at once:
+// InFlight full batches' worth of events.
+const InFlight = 16
+
+// ConsumePipelined is Consume with up to InFlight × batch_size events
+// waiting for the outputs at once (component.PipelinedStore): each batch
+// is acknowledged when its wait returns nil, whatever the order.
+func (s *Store) ConsumePipelined(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) func() error) error {
+	return s.consume(ctx, drain, InFlight, h)
+}
+
+func (s *Store) consume(ctx context.Context, drain <-chan struct{}, inFlight int, h func(context.Context, []pipeline.Event) func() error) error {
 	if s.cons == nil {
 		return errors.New("persist: store not started")
 	}
@@ -339,7 +358,11 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 	var (
 		msgs   []jetstream.Msg
 		events []pipeline.Event
+		bound  = int64(inFlight * max(s.cfg.BatchSize, 64))
+		slots  = semaphore.NewWeighted(bound) // events waiting for the outputs
+		wg     sync.WaitGroup
 	)
+	defer wg.Wait() // every batch handed out is acknowledged (or not) before returning
 	draining := false
 	for {
 		if !draining {
@@ -372,7 +395,11 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 			s.set.Logger.Warn("persist: reading the stream", "err", err)
 			continue
 		}
-		msgs, events = msgs[:0], events[:0]
+		if inFlight > 1 {
+			msgs, events = nil, nil // a batch waiting for the outputs keeps its own
+		} else {
+			msgs, events = msgs[:0], events[:0]
+		}
 		for msg != nil {
 			msgs = append(msgs, msg)
 			n := len(events)
@@ -410,15 +437,42 @@ func (s *Store) Consume(ctx context.Context, drain <-chan struct{}, h func(conte
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := s.handle(ctx, msgs, events, h); err != nil {
-			s.set.Logger.Error("persist: batch failed; it will be delivered again", "events", len(events), "err", err)
+		weight := min(int64(len(events)), bound)
+		if err := slots.Acquire(ctx, weight); err != nil {
+			return nil // ctx ended; the batch is delivered again
 		}
+		stopAlive := s.keepAlive(msgs)
+		handled := h(ctx, events)
+		finish := func(msgs []jetstream.Msg, n int) {
+			err := handled()
+			stopAlive()
+			for _, m := range msgs {
+				if err == nil {
+					_ = m.Ack()
+				} else {
+					_ = m.NakWithDelay(time.Second)
+				}
+			}
+			if err != nil {
+				s.set.Logger.Error("persist: batch failed; it will be delivered again", "events", n, "err", err)
+			}
+			slots.Release(weight)
+		}
+		if inFlight == 1 {
+			finish(msgs, len(events))
+			continue
+		}
+		wg.Add(1)
+		go func(msgs []jetstream.Msg, n int) {
+			defer wg.Done()
+			finish(msgs, n)
+		}(msgs, len(events))
 	}
 }
 
-// handle runs h on one batch, keeping its messages alive while it runs,
-// and acknowledges them (or asks for a redelivery).
-func (s *Store) handle(ctx context.Context, msgs []jetstream.Msg, events []pipeline.Event, h func(context.Context, []pipeline.Event) error) error {
+// keepAlive tells the server every third of the ack wait that msgs are
+// being worked on, until the returned func is called.
+func (s *Store) keepAlive(msgs []jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -437,17 +491,7 @@ func (s *Store) handle(ctx context.Context, msgs []jetstream.Msg, events []pipel
 			}
 		}
 	}()
-	err := h(ctx, events)
-	close(done)
-	wg.Wait()
-	for _, m := range msgs {
-		if err == nil {
-			_ = m.Ack()
-		} else {
-			_ = m.NakWithDelay(time.Second)
-		}
-	}
-	return err
+	return func() { close(done); wg.Wait() }
 }
 
 // caughtUp reports whether the consumer has nothing left to deliver.

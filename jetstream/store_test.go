@@ -226,6 +226,13 @@ func TestRetentionDiscardOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	got += len(collect(t, s, 1))
+	// The stopped reader's pull request may still wait on the server,
+	// which would hand it the next message (delivered to nobody, then
+	// discarded): wait until the server has dropped it.
+	waitFor(t, "no pull request waiting", func() bool {
+		info, err := s.cons.Info(context.Background())
+		return err == nil && info.NumWaiting == 0
+	})
 	for range 20 { // 20 messages, one event each; only the last 5 stay
 		if _, err := s.Append(context.Background(), events(1, "a.b")); err != nil {
 			t.Fatal(err)

@@ -120,6 +120,18 @@ type Store interface {
 	Consume(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) error) error
 }
 
+// PipelinedStore is a Store that keeps several batches with the outputs at
+// once. ConsumePipelined calls h with batches in store order, one at a
+// time; h returns once the batch is with the outputs, and the wait it
+// returns, once they have handled it (or the error): the batch is
+// acknowledged then, or delivered again. A bound on the batches waiting
+// at once holds consumption back, so one slow output holds back the
+// others only when the bound is reached.
+type PipelinedStore interface {
+	Store
+	ConsumePipelined(ctx context.Context, drain <-chan struct{}, h func(context.Context, []pipeline.Event) (wait func() error)) error
+}
+
 // Settings is what a component gets from the process besides its config.
 type Settings struct {
 	// ID is where the component is defined: "export.audit",

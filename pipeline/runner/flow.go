@@ -14,6 +14,19 @@ import (
 // told once every output has handled the batch (and all before it). With
 // a store it returns once they have, as the store acknowledges then.
 func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
+	fl, err := r.process(ctx, b)
+	if r.store != nil {
+		if werr := fl.wait(ctx); werr != nil {
+			return werr
+		}
+	}
+	return err
+}
+
+// process runs the stages on b, writes the dead letters they made, and
+// dispatches the kept events to the outputs, returning the batch in
+// flight.
+func (r *Runner) process(ctx context.Context, b *pipeline.Batch) (*inflight, error) {
 	start := time.Now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -41,17 +54,7 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 	}
 	err := r.deadLetter(dead)
 	// The outputs take their shares from here, each at its own pace.
-	fl := r.dispatch(ctx, g, b, start)
-	if r.store != nil {
-		// The store acknowledges a batch when the handler returns: only
-		// once every output has handled it.
-		select {
-		case <-fl.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return err
+	return r.dispatch(ctx, g, b, start), err
 }
 
 func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {

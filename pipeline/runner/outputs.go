@@ -278,6 +278,16 @@ func (r *Runner) exported(o *output, j job, err error) {
 	r.shareDone(j.b)
 }
 
+// wait returns when every output has handled the batch, or ctx's error.
+func (fl *inflight) wait(ctx context.Context) error {
+	select {
+	case <-fl.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // shareDone counts one share of fl as handled; the last completes it.
 func (r *Runner) shareDone(fl *inflight) {
 	if fl.left.Add(-1) != 0 {

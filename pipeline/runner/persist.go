@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/export"
 )
 
@@ -136,6 +137,24 @@ func (r *Runner) storeBatch(ctx context.Context, b *pipeline.Batch) error {
 // it holds nothing more to deliver. Batches run with hctx, which ends only
 // at the drain deadline, so that a stop does not cut a batch in two.
 func (r *Runner) consume(ctx, hctx context.Context, drain <-chan struct{}) error {
+	if ps, ok := r.store.(component.PipelinedStore); ok {
+		// Several batches with the outputs at once: a slow output holds
+		// back the others only when the store's bound is reached.
+		return ps.ConsumePipelined(ctx, drain, func(_ context.Context, events []pipeline.Event) func() error {
+			for i := range events {
+				events[i].Sequence = r.seq.Add(1)
+			}
+			b := &pipeline.Batch{}
+			b.Reset(events)
+			fl, err := r.process(hctx, b)
+			return func() error {
+				if werr := fl.wait(hctx); werr != nil {
+					return werr
+				}
+				return err
+			}
+		})
+	}
 	var b pipeline.Batch
 	return r.store.Consume(ctx, drain, func(_ context.Context, events []pipeline.Event) error {
 		for i := range events {
