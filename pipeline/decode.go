@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
@@ -157,9 +158,17 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		return Event{}, 0, &DecodeError{Reason: "not a JSON object"}
 	}
 	var w wireEvent
-	if err := decodeFast(b, &w); err != nil {
-		w = wireEvent{}
-		if err := json.Unmarshal(b, &w); err != nil {
+	// One allocation: the event's own copy of its line, of which its
+	// strings and data are views (the fast path). The fallback copies.
+	own := make([]byte, len(b))
+	copy(own, b)
+	ds, err := decodeFastIn(own, &w, true)
+	fast := err == nil
+	if err != nil {
+		// Its own variable: one that encoding/json sees lives on the heap,
+		// and w stays on the stack on the fast path.
+		var slow wireEvent
+		if err := json.Unmarshal(b, &slow); err != nil {
 			if bytes.Contains(b, []byte(`"specversion"`)) {
 				// A CloudEvent's extensions may have names eventpipe
 				// reads with another type (tags, metadata).
@@ -167,12 +176,9 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 			}
 			return Event{}, 0, jsonDecodeError(err)
 		}
+		w = slow
 	} else if w.SpecVersion != "" {
 		return decodeCloud(b, opts)
-	} else if w.Data != nil {
-		// The fast decoder's raw values alias b; the event must own its data
-		// (b is often a reader's reused buffer).
-		w.Data = append(json.RawMessage(nil), w.Data...)
 	}
 	var ev Event
 	var shape Shape
@@ -242,21 +248,39 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 	if bytes.Equal(ev.Data, []byte("null")) {
 		ev.Data = nil
 	}
-	if err := checkNumbers(ev.Data); err != nil {
-		return Event{}, shape, err
+	if !fast {
+		if err := checkNumbers(ev.Data); err != nil {
+			return Event{}, shape, err
+		}
+		repairUTF8(&ev, b, opts)
+		return ev, shape, nil
 	}
-	repairUTF8(&ev, b, opts)
+	// The fast path found these in its one pass over data; its strings
+	// are valid UTF-8 (it leaves others to encoding/json).
+	if ds.huge != "" {
+		return Event{}, shape, hugeNumberError(ds.huge)
+	}
+	if ds.nonASCII && !utf8.Valid(ev.Data) {
+		ev.Data = bytes.ToValidUTF8(ev.Data, []byte("\uFFFD"))
+		if opts.OnRepair != nil {
+			opts.OnRepair()
+		}
+	}
 	return ev, shape, nil
+}
+
+func hugeNumberError(n string) error {
+	if len(n) > 40 {
+		n = n[:40] + "…"
+	}
+	return &DecodeError{Field: "data", Reason: "number " + n + " is out of range (beyond ±1.8e308): JSON readers cannot hold it"}
 }
 
 // checkNumbers refuses data holding a number no float64 holds: valid JSON,
 // but most readers make it infinity or refuse the document.
 func checkNumbers(data []byte) error {
 	if n, huge := jsonscan.HugeNumber(data); huge {
-		if len(n) > 40 {
-			n = n[:40] + "…"
-		}
-		return &DecodeError{Field: "data", Reason: "number " + n + " is out of range (beyond ±1.8e308): JSON readers cannot hold it"}
+		return hugeNumberError(n)
 	}
 	return nil
 }
@@ -292,11 +316,18 @@ func decodeCloud(b []byte, opts DecodeOptions) (Event, Shape, error) {
 }
 
 // decodeID accepts a JSON string, or a number (some producers send one).
+// A plain string is a view of raw (the event's own copy of its line).
 func decodeID(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
 	if raw[0] == '"' {
+		if body := raw[1 : len(raw)-1]; len(raw) >= 2 && bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+			if len(body) == 0 {
+				return "", nil
+			}
+			return unsafe.String(&body[0], len(body)), nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", &DecodeError{Field: "id", Reason: "not a string", Err: err}

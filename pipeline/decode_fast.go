@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
@@ -20,7 +21,23 @@ var errFallback = errors.New("fallback")
 // (json.Valid); the rest is parsed and checked here. The differential fuzz
 // test holds it to encoding/json's results.
 func decodeFast(b []byte, w *wireEvent) error {
-	p := fastParser{b: b}
+	_, err := decodeFastIn(b, w, false)
+	return err
+}
+
+// dataScan is what the pass over data found besides its end: a number no
+// float64 holds, bytes that are not ASCII (which may not be UTF-8).
+type dataScan struct {
+	huge     string
+	nonASCII bool
+}
+
+// decodeFastIn is decodeFast; with own, b belongs to the event being
+// decoded (a copy made for it, never changed after): its strings and data
+// are views of b instead of copies, so that decoding allocates once.
+func decodeFastIn(b []byte, w *wireEvent, own bool) (dataScan, error) {
+	p := fastParser{b: b, own: own}
+	var ds dataScan
 	p.ws()
 	err := p.members(func(key string) error {
 		switch key {
@@ -53,6 +70,7 @@ func decodeFast(b []byte, w *wireEvent) error {
 		case "data":
 			var err error
 			w.Data, err = p.raw()
+			ds = p.scan
 			return err
 		case "event_type":
 			return p.strInto(&w.EventType)
@@ -72,9 +90,9 @@ func decodeFast(b []byte, w *wireEvent) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return ds, err
 	}
-	return p.end()
+	return ds, p.end()
 }
 
 // members walks an object at the parser's position, calling fn with each
@@ -127,8 +145,10 @@ func foldsToKnown(key string, known []string) bool {
 }
 
 type fastParser struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	own  bool     // strings may be views of b (decodeFastIn)
+	scan dataScan // what raw found in the last value
 }
 
 func (p *fastParser) ws() {
@@ -183,6 +203,9 @@ func (p *fastParser) str() (string, bool) {
 			}
 			if !ascii && !utf8.Valid(body) {
 				return "", false // encoding/json would substitute U+FFFD
+			}
+			if p.own && len(body) > 0 {
+				return unsafe.String(&body[0], len(body)), true
 			}
 			return string(body), true
 		case c < 0x20:
@@ -265,17 +288,14 @@ func (p *fastParser) metadata(w *wireEvent) error {
 	})
 }
 
-// raw returns the next value's bytes, checked with json.Valid.
+// raw returns the next value's bytes, validated in the pass that finds
+// their end (jsonscan.Valid, held to encoding/json's verdict).
 func (p *fastParser) raw() (json.RawMessage, error) {
 	start := p.i
-	end := jsonscan.ValueEnd(p.b, p.i)
+	end, huge, nonASCII := jsonscan.Scan(p.b, p.i)
 	if end < 0 {
 		return nil, errFallback
 	}
-	v := p.b[start:end]
-	if !json.Valid(v) {
-		return nil, errFallback
-	}
-	p.i = end
-	return v, nil
+	p.i, p.scan = end, dataScan{huge, nonASCII}
+	return p.b[start:end:end], nil
 }
