@@ -125,9 +125,28 @@ func (w *worker) run(ctx context.Context, r *Runner) {
 		err := w.out.exporter.Export(ctx, j.events)
 		w.since.Store(0)
 		r.exported(w.out, j, err)
-		w.queued.Add(-int64(len(j.events)))
-		w.room.Release(w.weight(len(j.events)))
+		n := len(j.events)
+		r.jobs.put(j)
+		w.queued.Add(-int64(n))
+		w.room.Release(w.weight(n))
 	}
+}
+
+// jobBufs recycles the buffers of jobs: a batch's copies for an output
+// are most of the runner's allocation otherwise.
+type jobBufs struct{ pool sync.Pool }
+
+func (p *jobBufs) get(n int) job {
+	if v, ok := p.pool.Get().(*job); ok && cap(v.events) >= n {
+		return job{events: v.events[:0], idx: v.idx[:0]}
+	}
+	return job{events: make([]pipeline.Event, 0, n), idx: make([]int, 0, n)}
+}
+
+// put takes back j's buffers once nothing refers to its events.
+func (p *jobBufs) put(j job) {
+	clear(j.events) // drop the references to the events' strings and data
+	p.pool.Put(&job{events: j.events[:0], idx: j.idx[:0]})
 }
 
 // slow reports whether the output is slow now: an export running longer
@@ -203,17 +222,26 @@ func (r *Runner) dispatch(ctx context.Context, g *graph, b *pipeline.Batch, star
 	var shares []share
 	for oi, o := range g.outputs {
 		bit := uint64(1) << uint(oi)
-		var j job
+		n := 0
+		for i := range b.Events {
+			if b.Verdicts[i] == pipeline.Keep && b.Routes[i]&bit != 0 {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		// The batch is reused once the handler returns: the output gets
+		// copies, in buffers the worker gives back (r.jobs).
+		j := r.jobs.get(n)
 		for i := range b.Events {
 			if b.Verdicts[i] == pipeline.Keep && b.Routes[i]&bit != 0 {
 				j.events = append(j.events, b.Events[i])
 				j.idx = append(j.idx, i)
 			}
 		}
-		if len(j.events) > 0 {
-			j.b = fl
-			shares = append(shares, share{o.w, j})
-		}
+		j.b = fl
+		shares = append(shares, share{o.w, j})
 	}
 	if r.tapUsers.Load() > 0 {
 		for i := range b.Events {

@@ -84,6 +84,7 @@ type Runner struct {
 	adminAddr  atomic.Value
 	token      string  // the admin token (set before the admin server serves)
 	inflight   batches // batches with the outputs, in order
+	jobs       jobBufs // the buffers of the outputs' shares
 	adminReady chan struct{}
 }
 
