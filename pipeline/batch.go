@@ -165,13 +165,19 @@ func PublishBatch(ctx context.Context, p Publisher, evs []Event, errs []error) (
 	}
 	for i := range evs {
 		err := p.Publish(ctx, evs[i])
-		var de *DecodeError
-		if err != nil && !errors.As(err, &de) {
+		if err != nil && !isDecodeError(err) {
 			return i, err
 		}
 		errs[i] = err
 	}
 	return len(evs), nil
+}
+
+// isDecodeError is errors.As for *DecodeError, in a function of its own:
+// the target escapes, and must not be allocated per event for nothing.
+func isDecodeError(err error) bool {
+	var de *DecodeError
+	return errors.As(err, &de)
 }
 
 // Rejected is input that never became an event.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -45,15 +46,22 @@ type Result struct {
 	Elapsed      time.Duration
 	EventsPerSec float64
 	MBPerSec     float64
-	Exported     uint64
+	// AllocsPerEvent and BytesPerEvent are the heap allocations of the
+	// run (every goroutine) divided by the events.
+	AllocsPerEvent float64
+	BytesPerEvent  float64
+	// PeakHeap is the most heap in use seen during the run (sampled).
+	PeakHeap uint64
+	Exported uint64
 	LatencyRate  int
 	P50, P99     time.Duration
 	LatencyN     int
 }
 
 func (r Result) String() string {
-	s := fmt.Sprintf("throughput: %d events (%.0f bytes each) in %v: %.0f events/s, %.1f MB/s in (exported %d)\n",
-		r.Events, float64(r.Bytes)/float64(max(r.Events, 1)), r.Elapsed.Round(time.Millisecond), r.EventsPerSec, r.MBPerSec, r.Exported)
+	s := fmt.Sprintf("throughput: %d events (%.0f bytes each) in %v: %.0f events/s, %.1f MB/s in (exported %d); %.2f allocations and %.0f bytes allocated per event\n",
+		r.Events, float64(r.Bytes)/float64(max(r.Events, 1)), r.Elapsed.Round(time.Millisecond), r.EventsPerSec, r.MBPerSec, r.Exported,
+		r.AllocsPerEvent, r.BytesPerEvent)
 	if r.LatencyN > 0 {
 		s += fmt.Sprintf("latency at %d events/s (%d events): p50 %v, p99 %v\n", r.LatencyRate, r.LatencyN, r.P50, r.P99)
 	}
@@ -188,16 +196,22 @@ func Throughput(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	sum, err := r.Run(ctx)
 	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
 	if bar != nil {
 		_ = bar.Finish()
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Events: o.Events, Bytes: int64(len(input)), Elapsed: elapsed, Exported: sum.Exported["out"]}
+	res := Result{Events: o.Events, Bytes: int64(len(input)), Elapsed: elapsed, Exported: sum.Exported["out"],
+		AllocsPerEvent: float64(after.Mallocs-before.Mallocs) / float64(max(o.Events, 1)),
+		BytesPerEvent:  float64(after.TotalAlloc-before.TotalAlloc) / float64(max(o.Events, 1))}
 	res.EventsPerSec = float64(o.Events) / elapsed.Seconds()
 	res.MBPerSec = float64(len(input)) / elapsed.Seconds() / 1e6
 	if res.Exported != uint64(o.Events) {

@@ -27,6 +27,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(res.EventsPerSec, "events/s")
 	b.ReportMetric(res.MBPerSec, "MB/s")
+	b.ReportMetric(res.AllocsPerEvent, "allocs/event")
+	b.ReportMetric(res.BytesPerEvent, "B/event")
 	b.ReportMetric(0, "ns/op")
 }
 

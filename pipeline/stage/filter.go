@@ -57,6 +57,23 @@ type condition struct {
 	field string   // for top-level fields
 	re    *regexp.Regexp
 	value any // normalised: float64, string, bool, nil, []any
+	// numeric: gt, gte, lt or lte against a number (num), the common
+	// case read without boxing.
+	numeric bool
+	num     float64
+}
+
+// holdsNumber is holds for a numeric condition and a number.
+func (c *condition) holdsNumber(f float64) bool {
+	switch c.src.Op {
+	case "gt":
+		return f > c.num
+	case "gte":
+		return f >= c.num
+	case "lt":
+		return f < c.num
+	}
+	return f <= c.num
 }
 
 // NewFilter compiles cfg. Its error joins a *pipeline.FieldError for every
@@ -101,8 +118,10 @@ func NewFilter(cfg FilterConfig) (*Filter, error) {
 				fail(at+".value", "has no effect with op %s", c.Op)
 			}
 		case "gt", "gte", "lt", "lte":
-			switch cc.value.(type) {
-			case float64, string:
+			switch v := cc.value.(type) {
+			case float64:
+				cc.numeric, cc.num = true, v
+			case string:
 			default:
 				fail(at+".value", "want a number or string to compare with")
 			}
@@ -185,6 +204,19 @@ func (f *Filter) Keep(ev *pipeline.Event) (bool, string) {
 	}
 	for i := range f.conds {
 		c := &f.conds[i]
+		if c.numeric && c.path != nil {
+			// A number against a number: read without boxing it.
+			var holds bool
+			if f, _, number := lookupNumber(ev.Data, c.path); number {
+				holds = c.holdsNumber(f)
+			} else {
+				holds = c.holds(nil, false) // absent, or not a number: the comparison fails
+			}
+			if !holds {
+				return false, fmt.Sprintf("condition %s %s failed", c.src.Field, c.src.Op)
+			}
+			continue
+		}
 		var v any
 		var present bool
 		if c.path != nil {

@@ -13,6 +13,31 @@ import (
 // decoding the rest, and decodes only that value. It is what lets a filter
 // condition on data.x cost a scan instead of a full decode.
 func lookupRaw(raw []byte, path []string) (any, bool) {
+	tok, ok := locate(raw, path)
+	if !ok {
+		return nil, false
+	}
+	return tokenValue(tok)
+}
+
+// lookupNumber is lookupRaw for a number, without boxing it: number is
+// false when the field is there but not a number.
+func lookupNumber(raw []byte, path []string) (f float64, present, number bool) {
+	tok, ok := locate(raw, path)
+	if !ok {
+		return 0, false, false
+	}
+	if tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9' {
+		if f, err := strconv.ParseFloat(string(tok), 64); err == nil && json.Valid(tok) {
+			return f, true, true
+		}
+		return 0, false, false
+	}
+	return 0, true, false
+}
+
+// locate finds the raw token at path in raw.
+func locate(raw []byte, path []string) ([]byte, bool) {
 	i := 0
 	for _, key := range path {
 		i = jsonscan.SkipWS(raw, i)
@@ -64,8 +89,13 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 	if end < 0 {
 		return nil, false
 	}
-	// Scalars are read directly; only objects and arrays need a decoder.
-	switch tok := raw[i:end]; {
+	return raw[i:end], true
+}
+
+// tokenValue decodes a raw token. Scalars are read directly; only objects
+// and arrays need a decoder.
+func tokenValue(tok []byte) (any, bool) {
+	switch {
 	case tok[0] == '"':
 		if s, err := stringValue(tok, bytes.IndexByte(tok, '\\') >= 0); err == nil {
 			return strings.Clone(s), true
@@ -84,7 +114,7 @@ func lookupRaw(raw []byte, path []string) (any, bool) {
 		return nil, false
 	}
 	var v any
-	if err := json.Unmarshal(raw[i:end], &v); err != nil {
+	if err := json.Unmarshal(tok, &v); err != nil {
 		return nil, false
 	}
 	return v, true

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"regexp"
 	"strings"
 	"unsafe"
@@ -81,10 +80,11 @@ type Sanitize struct {
 	triggers *litSet // lower-case literals; a string without any needs no secret rule
 	deny     map[string]bool
 	hash     map[string]bool
-	keys     *litSet // `"key"` lower-case, for the cheap scan
-	lowerStr []byte  // scratch: the string being checked
-	out      []byte  // scratch: rewritten data
-	hits     []int   // scratch: trigger offsets in the data
+	keys     *litSet   // `"key"` lower-case, for the cheap scan
+	lowerStr []byte    // scratch: the string being checked
+	out      []byte    // scratch: rewritten data
+	hits     []int     // scratch: trigger offsets in the data
+	scratch  [2][]byte // scratch: a string being rewritten, and the one before
 }
 
 type redaction struct {
@@ -120,14 +120,25 @@ var kvWords = []string{"password", "passwd", "pwd", "secret", "token", "api_key"
 // by optional spaces, '=' or ':', optional spaces) up to white space or one
 // of &,;"' with repl.
 func redactKV(str, repl string) string {
-	var b []byte
+	out, changed := redactKVInto(nil, str, repl)
+	if !changed {
+		return str
+	}
+	return string(out)
+}
+
+// redactKVInto appends str with the values of its key=value secrets
+// replaced to dst, and reports whether anything was; unchanged, dst is
+// returned as it was.
+func redactKVInto(dst []byte, str, repl string) ([]byte, bool) {
+	start, changed := len(dst), false
 	last := 0
 	for i := 0; i < len(str); i++ {
 		if i > 0 && isWordChar(str[i-1]) {
 			continue
 		}
 		for _, w := range kvWords {
-			if len(str)-i < len(w) || !hasPrefixFold([]byte(str[i:i+len(w)]), []byte(w)) {
+			if len(str)-i < len(w) || !hasPrefixFold(bytesOf(str[i:i+len(w)]), bytesOf(w)) {
 				continue
 			}
 			j := i + len(w)
@@ -148,16 +159,16 @@ func redactKV(str, repl string) string {
 			if k == j {
 				continue
 			}
-			b = append(append(b, str[last:j]...), repl...)
-			last = k
+			dst = append(append(dst, str[last:j]...), repl...)
+			last, changed = k, true
 			i = k - 1
 			break
 		}
 	}
-	if b == nil {
-		return str
+	if !changed {
+		return dst[:start], false
 	}
-	return string(append(b, str[last:]...))
+	return append(dst, str[last:]...), true
 }
 
 func isWordChar(c byte) bool {
@@ -226,28 +237,49 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 func escapeRepl(s string) string { return strings.ReplaceAll(s, "$", "$$") }
 
 // String sanitizes one string: secrets, then paths.
-func (s *Sanitize) String(str string) string { return s.stringIn(str, true, true) }
+func (s *Sanitize) String(str string) string {
+	if out := s.stringIn(str, true, true); out != str {
+		return strings.Clone(out) // stringIn's result is a view of scratch
+	}
+	return str
+}
 
 // stringIn is String with the checks a caller already ruled out skipped.
+// A changed string is a view of the stage's scratch, valid until the next
+// call: the rewriter copies it at once. Unchanged strings cost nothing.
 func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
+	k := 0 // the scratch buffer the next rewrite writes; the other may hold str
 	if secrets && len(s.rules) > 0 && s.mayHoldSecret(str) {
 		for _, r := range s.rules {
 			if r.triggers != nil && !containsAny(bytesOf(str), r.triggers) {
 				continue
 			}
 			if r.re == nil {
-				str = redactKV(str, r.repl)
+				if out, changed := redactKVInto(s.scratch[k][:0], str, r.repl); changed {
+					s.scratch[k], str, k = out, viewOf(out), k^1
+				}
 				continue
 			}
-			if r.re.MatchString(str) {
-				str = r.re.ReplaceAllString(str, r.repl)
-			}
+			// ReplaceAllString returns str itself when nothing matches: no
+			// MatchString first.
+			str = r.re.ReplaceAllString(str, r.repl)
 		}
 	}
 	if paths && s.cfg.Paths && strings.ContainsAny(str, "/\\") {
-		str = cleanPaths(str)
+		if out, changed := cleanPathsInto(s.scratch[k][:0], str); changed {
+			s.scratch[k], str = out, viewOf(out)
+		}
 	}
 	return str
+}
+
+// viewOf is b as a string without a copy; b must not change while the
+// string is used.
+func viewOf(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func (s *Sanitize) mayHoldSecret(str string) bool {
@@ -348,7 +380,17 @@ func (s *Sanitize) anyTrigger(lower []byte) bool {
 // ends at white space or one of "'<>|;,()[]. Hand-written: the regexp
 // equivalent cost ~8µs per string.
 func cleanPaths(str string) string {
-	var b []byte // nil until something changes
+	out, changed := cleanPathsInto(nil, str)
+	if !changed {
+		return str
+	}
+	return string(out)
+}
+
+// cleanPathsInto appends str with its paths cleaned to dst and reports
+// whether any changed; unchanged, dst is returned as it was.
+func cleanPathsInto(dst []byte, str string) ([]byte, bool) {
+	start, changed := len(dst), false
 	last := 0
 	for i := 0; i < len(str); i++ {
 		if i > 0 && !isPathDelim(str[i-1]) {
@@ -368,17 +410,23 @@ func cleanPaths(str string) string {
 			i = end
 			continue
 		}
-		clean := cleanPath(tok)
-		if clean != tok {
-			b = append(append(b, str[last:i]...), clean...)
-			last = end
+		// Write what comes before, then the token cleaned; keep it only
+		// if it changed.
+		mark := len(dst)
+		dst = append(dst, str[last:i]...)
+		at := len(dst)
+		dst = appendCleanPath(dst, tok)
+		if string(dst[at:]) != tok {
+			last, changed = end, true
+		} else {
+			dst = dst[:mark]
 		}
 		i = end
 	}
-	if b == nil {
-		return str
+	if !changed {
+		return dst[:start], false
 	}
-	return string(append(b, str[last:]...))
+	return append(dst, str[last:]...), true
 }
 
 func isPathDelim(c byte) bool {
@@ -399,24 +447,87 @@ func isPathEnd(c byte) bool {
 
 // cleanPath rewrites one path token: "." and ".." resolved first, then a
 // home directory prefix shortened, so that cleaning twice changes nothing.
-func cleanPath(p string) string {
+func cleanPath(p string) string { return string(appendCleanPath(nil, p)) }
+
+// appendCleanPath appends cleanPath(p) to dst, allocating nothing when dst
+// has room.
+func appendCleanPath(dst []byte, p string) []byte {
+	start := len(dst)
 	if len(p) > 1 && (p[0] == '/' || strings.HasPrefix(p, "~/")) && (strings.Contains(p, "/.") || strings.Contains(p, "//")) {
-		trailing := strings.HasSuffix(p, "/")
-		var c string
 		if p[0] == '~' {
-			c = "~" + path.Clean("/"+p[2:])
+			dst = appendPathClean(append(dst, '~'), p[1:]) // "~" + path.Clean("/"+rest)
 		} else {
-			c = path.Clean(p)
+			dst = appendPathClean(dst, p)
 		}
-		if trailing && !strings.HasSuffix(c, "/") {
-			c += "/"
+		if p[len(p)-1] == '/' && dst[len(dst)-1] != '/' {
+			dst = append(dst, '/')
 		}
-		p = c
+	} else {
+		dst = append(dst, p...)
 	}
-	if rest, ok := cutHome(p); ok {
-		p = "~" + rest
+	if rest, ok := cutHome(viewOf(dst[start:])); ok {
+		// rest is a suffix of what was just written: move it down.
+		n := copy(dst[start+1:], rest)
+		dst[start] = '~'
+		dst = dst[:start+1+n]
 	}
-	return p
+	return dst
+}
+
+// appendPathClean appends path.Clean(p) to dst: the same algorithm,
+// writing into dst instead of a buffer of its own.
+func appendPathClean(dst []byte, p string) []byte {
+	if p == "" {
+		return append(dst, '.')
+	}
+	base := len(dst)
+	w := 0 // bytes written after base
+	put := func(c byte) {
+		dst = append(dst[:base+w], c)
+		w++
+	}
+	rooted := p[0] == '/'
+	n := len(p)
+	r, dotdot := 0, 0
+	if rooted {
+		put('/')
+		r, dotdot = 1, 1
+	}
+	for r < n {
+		switch {
+		case p[r] == '/':
+			r++
+		case p[r] == '.' && (r+1 == n || p[r+1] == '/'):
+			r++
+		case p[r] == '.' && p[r+1] == '.' && (r+2 == n || p[r+2] == '/'):
+			r += 2
+			switch {
+			case w > dotdot:
+				w--
+				for w > dotdot && dst[base+w] != '/' {
+					w--
+				}
+			case !rooted:
+				if w > 0 {
+					put('/')
+				}
+				put('.')
+				put('.')
+				dotdot = w
+			}
+		default:
+			if rooted && w != 1 || !rooted && w != 0 {
+				put('/')
+			}
+			for ; r < n && p[r] != '/'; r++ {
+				put(p[r])
+			}
+		}
+	}
+	if w == 0 {
+		return append(dst[:base], '.')
+	}
+	return dst[:base+w]
 }
 
 // cutHome strips a home directory prefix, returning what follows it.
