@@ -51,11 +51,11 @@ type Result struct {
 	AllocsPerEvent float64
 	BytesPerEvent  float64
 	// PeakHeap is the most heap in use seen during the run (sampled).
-	PeakHeap uint64
-	Exported uint64
-	LatencyRate  int
-	P50, P99     time.Duration
-	LatencyN     int
+	PeakHeap    uint64
+	Exported    uint64
+	LatencyRate int
+	P50, P99    time.Duration
+	LatencyN    int
 }
 
 func (r Result) String() string {
