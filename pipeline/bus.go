@@ -34,6 +34,7 @@ type Bus struct {
 	filter  atomic.Pointer[Filter]
 	limiter *rate.Limiter
 	ids     *IDGenerator
+	clock   clock
 
 	filtered    atomic.Uint64
 	rateLimited atomic.Uint64
@@ -197,7 +198,7 @@ func (b *Bus) admit(ctx context.Context, ev *Event) (bool, error) {
 		}
 	}
 	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
+		ev.Time = b.clock.now()
 	}
 	if ev.SchemaVersion == "" {
 		ev.SchemaVersion = SchemaVersion
