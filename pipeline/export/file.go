@@ -141,13 +141,14 @@ func (f *File) Start(context.Context) error {
 // file (fsynced when configured): a nil return means the events are
 // written. A failed write leaves none of them in the file, and the next
 // batch tries again (a full disk recovers by itself once space is freed).
-func (f *File) Export(_ context.Context, events []pipeline.Event) error {
+func (f *File) Export(ctx context.Context, events []pipeline.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.out == nil {
 		return errors.New("file output: not started")
 	}
 	f.buf = f.buf[:0]
+	shared := pipeline.SharedEncodingsFor(ctx, f.cfg.Format.Encoding(), len(events))
 	for i := range events {
 		if f.seen != nil {
 			if _, ok := f.seen[events[i].ID]; ok {
@@ -155,7 +156,7 @@ func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 				continue
 			}
 		}
-		f.buf = append(f.cfg.Format.Append(f.buf, &events[i]), '\n')
+		f.buf = append(shared.Append(f.buf, i, &events[i], f.cfg.Format.Append), '\n')
 	}
 	if len(f.buf) == 0 {
 		return nil
@@ -178,6 +179,10 @@ func (f *File) Export(_ context.Context, events []pipeline.Event) error {
 	}
 	return nil
 }
+
+// EncodingFormat is the encoding the output writes (the runner shares it
+// with other outputs writing the same; pipeline.SharedEncodings).
+func (f *File) EncodingFormat() string { return f.cfg.Format.Encoding() }
 
 // Skipped is how many events Dedupe did not write again.
 func (f *File) Skipped() int {

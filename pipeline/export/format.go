@@ -44,3 +44,11 @@ func (f Format) String() string {
 	}
 	return string(f)
 }
+
+// Encoding is the name of f's encoding among pipeline.SharedEncodings.
+func (f Format) Encoding() string {
+	if f == FormatCloudEvents {
+		return pipeline.EncodingCloudEventLine
+	}
+	return pipeline.EncodingEventpipe
+}

@@ -41,11 +41,12 @@ func NewStdout(cfg StdoutConfig, w io.Writer) *Stdout {
 func (s *Stdout) Start(context.Context) error { return nil }
 
 // Export writes the events and flushes.
-func (s *Stdout) Export(_ context.Context, events []pipeline.Event) error {
+func (s *Stdout) Export(ctx context.Context, events []pipeline.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	shared := pipeline.SharedEncodingsFor(ctx, s.format.Encoding(), len(events))
 	for i := range events {
-		s.buf = s.format.Append(s.buf[:0], &events[i])
+		s.buf = shared.Append(s.buf[:0], i, &events[i], s.format.Append)
 		if s.pretty {
 			s.ind.Reset()
 			if err := json.Indent(&s.ind, s.buf, "", "  "); err != nil {
@@ -74,3 +75,6 @@ func (s *Stdout) Shutdown(context.Context) error {
 	defer s.mu.Unlock()
 	return s.w.Flush()
 }
+
+// EncodingFormat is the encoding the output writes (see File).
+func (s *Stdout) EncodingFormat() string { return s.format.Encoding() }

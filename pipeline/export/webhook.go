@@ -152,20 +152,34 @@ func (w *Webhook) Export(ctx context.Context, events []pipeline.Event) error {
 	if w.cfg.Format == "cloudevents" {
 		ctype = "application/cloudevents-batch+json"
 	}
+	enc := (*pipeline.Event).AppendJSON
+	if w.cfg.Format == "cloudevents" {
+		enc = (*pipeline.Event).AppendCloudEvent
+	}
+	encode := func(dst []byte, ev *pipeline.Event) []byte { return enc(ev, dst) }
+	shared := pipeline.SharedEncodingsFor(ctx, w.EncodingFormat(), len(events))
 	b := append(buf.AvailableBuffer(), '[')
 	for i := range events {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if w.cfg.Format == "cloudevents" {
-			b = events[i].AppendCloudEvent(b)
-		} else {
-			b = events[i].AppendJSON(b)
-		}
+		b = shared.Append(b, i, &events[i], encode)
 	}
 	b = append(b, ']')
 	buf.Write(b)
 	return w.post(ctx, ctype, nil, buf.Bytes())
+}
+
+// EncodingFormat is the encoding the webhook sends, shared with other
+// outputs writing the same (binary mode sends none of them).
+func (w *Webhook) EncodingFormat() string {
+	switch {
+	case w.cfg.Format != "cloudevents":
+		return pipeline.EncodingEventpipe
+	case w.cfg.Mode == "binary":
+		return ""
+	}
+	return pipeline.EncodingCloudEvents
 }
 
 // exportEach sends one request per event, concurrency at a time.

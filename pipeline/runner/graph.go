@@ -65,6 +65,7 @@ type output struct {
 	name     string
 	exporter pipeline.Exporter
 	queue    QueueConfig
+	encoding string  // what it writes, to share with outputs writing the same ("": nothing shared)
 	w        *worker // its queue and exporting goroutine, once started
 	stats    *outputStats
 }
@@ -163,8 +164,12 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 		}
 		n := node{id: p.spec.ID, name: p.spec.Name, class: p.spec.Class, comp: p.comp}
 		if n.class == component.ClassOutput {
+			var encoding string
+			if e, ok := p.comp.(interface{ EncodingFormat() string }); ok {
+				encoding = e.EncodingFormat()
+			}
 			n.comp = r.withRetry(p.spec.Name, p.comp.(pipeline.Exporter), p.retry)
-			g.outputs = append(g.outputs, &output{name: n.name, exporter: n.comp.(pipeline.Exporter), queue: p.queue, stats: r.outputStats(n.name)})
+			g.outputs = append(g.outputs, &output{name: n.name, exporter: n.comp.(pipeline.Exporter), queue: p.queue, encoding: encoding, stats: r.outputStats(n.name)})
 		}
 		g.add(n)
 	}

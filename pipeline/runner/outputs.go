@@ -52,6 +52,7 @@ type job struct {
 	events []pipeline.Event
 	idx    []int
 	b      *inflight
+	shared *pipeline.SharedEncodings // encodings shared with other outputs, or nil
 }
 
 // inflight is a batch whose events are with the outputs. It is complete
@@ -122,7 +123,11 @@ func (w *worker) run(ctx context.Context, r *Runner) {
 	defer w.wg.Done()
 	for j := range w.jobs {
 		w.since.Store(time.Now().UnixNano())
-		err := w.out.exporter.Export(ctx, j.events)
+		ectx := ctx
+		if j.shared != nil {
+			ectx = pipeline.WithSharedEncodings(ctx, j.shared, j.idx)
+		}
+		err := w.out.exporter.Export(ectx, j.events)
 		w.since.Store(0)
 		r.exported(w.out, j, err)
 		n := len(j.events)
@@ -242,6 +247,24 @@ func (r *Runner) dispatch(ctx context.Context, g *graph, b *pipeline.Batch, star
 		}
 		j.b = fl
 		shares = append(shares, share{o.w, j})
+	}
+	// Outputs writing the same encoding share it: each event is encoded
+	// once per format, not once per output.
+	var shared *pipeline.SharedEncodings
+	for a := range shares {
+		f := shares[a].w.out.encoding
+		if f == "" {
+			continue
+		}
+		for c := a + 1; c < len(shares); c++ {
+			if shares[c].w.out.encoding == f {
+				if shared == nil {
+					shared = pipeline.NewSharedEncodings(len(b.Events))
+				}
+				shared.Add(f)
+				shares[a].j.shared, shares[c].j.shared = shared, shared
+			}
+		}
 	}
 	if r.tapUsers.Load() > 0 {
 		for i := range b.Events {

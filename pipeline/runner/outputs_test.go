@@ -157,3 +157,49 @@ dead_letter:
 		t.Errorf("summary %+v, %d dead letters", sum, countLines(dead))
 	}
 }
+
+// Outputs writing the same encoding share it and write the same bytes.
+func TestOutputsShareTheirEncoding(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `events:
+  enabled: true
+route:
+  default: [a, b]
+  rules:
+    - types: ["only.a"]
+      to: [a]
+export:
+  a: {type: file, path: a.jsonl}
+  b: {type: file, path: b.jsonl}
+dead_letter:
+  path: dead.jsonl
+`)
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	for i := range 500 {
+		typ := "agent.step"
+		if i%5 == 0 {
+			typ = "only.a"
+		}
+		if err := r.Publish(context.Background(), pipeline.Event{Type: typ, Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "a.jsonl"))
+	b, _ := os.ReadFile(filepath.Join(dir, "b.jsonl"))
+	var onlyB []string
+	for _, l := range strings.Split(strings.TrimSpace(string(a)), "\n") {
+		if !strings.Contains(l, `"only.a"`) {
+			onlyB = append(onlyB, l)
+		}
+	}
+	if strings.Join(onlyB, "\n") != strings.TrimSpace(string(b)) || len(onlyB) != 400 {
+		t.Errorf("b.jsonl is not a's lines without only.a (%d lines)", len(onlyB))
+	}
+}
