@@ -11,7 +11,7 @@ WASI_GO  := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared
 CONFORMANCE_OUT ?= host/testdata/conformance
 WAT_OUT ?= .
 
-.PHONY: all build run test unit race fuzz bench lint vet fmt clean plugins conformance wat
+.PHONY: all build run test unit race fuzz bench bench-benthos lint vet fmt clean plugins conformance wat
 
 all: build
 
@@ -45,6 +45,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# eventpipe and Benthos (the MIT core of Redpanda Connect) side by side on
+# the same input: a module of its own, so Benthos never enters the build.
+bench-benthos:
+	cd tools/benthoscompare && $(GO) run . -events 300000
 
 fmt:
 	gofmt -w .
