@@ -85,6 +85,21 @@ func (r *Runner) Health() Health {
 	return h
 }
 
+// IngestAddrs are the addresses the sources listen on (an http source's
+// listen: 127.0.0.1:0 gets its port here), once AdminReady is closed.
+func (r *Runner) IngestAddrs() []net.Addr {
+	var out []net.Addr
+	if r.sources == nil {
+		return nil
+	}
+	for _, n := range r.sources.nodes {
+		if a, ok := n.comp.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
+			out = append(out, a.Addr())
+		}
+	}
+	return out
+}
+
 // AdminAddr is the admin server's bound address once AdminReady is closed
 // (nil when admin is off).
 func (r *Runner) AdminAddr() net.Addr {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -171,17 +170,6 @@ func comparable(t *testing.T, e cloudevents.Event) map[string]string {
 	return m
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestCloudEventsRoundTripWithTheOfficialSDK(t *testing.T) {
 	sent := sdkEvents(t)
 	for _, out := range []string{"binary", "structured", "batch"} {
@@ -207,13 +195,12 @@ func TestCloudEventsRoundTripWithTheOfficialSDK(t *testing.T) {
 				recv := &sdkReceiver{modes: map[string]int{}, got: make(chan struct{}, 1)}
 				srv := httptest.NewServer(recv)
 				defer srv.Close()
-				listen := freePort(t)
 				dir := t.TempDir()
 				cfg := writeConfig(t, dir, fmt.Sprintf(`events:
   enabled: true
 ingest:
   - type: http
-    listen: %s
+    listen: 127.0.0.1:0
 sanitize:
   enabled: false
 route:
@@ -230,14 +217,14 @@ export:
     format: cloudevents
 dead_letter:
   path: dead.jsonl
-`, listen, srv.URL, out))
+`, srv.URL, out))
 				r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv})
 				if err != nil {
 					t.Fatal(err)
 				}
 				stop := sync.OnceValues(started(t, r))
 				defer stop()
-				url := "http://" + listen + "/events"
+				url := "http://" + r.IngestAddrs()[0].String() + "/events"
 				sendWithSDK(t, url, in, sent)
 				got := recv.wait(t, len(sent))
 				if len(got) != len(sent) {
@@ -355,15 +342,14 @@ func waitAccepting(t *testing.T, url string) {
 // Requests that are none of the binding's modes, or break its rules, get a
 // 4xx with the reason, and nothing is accepted.
 func TestCloudEventsInvalidRequests(t *testing.T) {
-	listen := freePort(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, fmt.Sprintf("events:\n  enabled: true\ningest:\n  - type: http\n    listen: %s\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n", listen))
+	cfg := writeConfig(t, dir, "events:\n  enabled: true\ningest:\n  - type: http\n    listen: 127.0.0.1:0\nroute:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\n")
 	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := started(t, r)
-	url := "http://" + listen + "/events"
+	url := "http://" + r.IngestAddrs()[0].String() + "/events"
 	waitAccepting(t, url)
 	binary := func(h map[string]string) http.Header {
 		out := http.Header{}
