@@ -125,7 +125,8 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 }
 
 // Parse is Load for configuration text; file names it in errors.
-// env looks up environment variables (os.LookupEnv; nil for none).
+// env looks up environment variables (os.LookupEnv; nil for none): for the
+// ${VAR} and ${VAR:-default} in values, and for the overrides.
 func Parse(file string, b []byte, env func(string) (string, bool)) (*Config, error) {
 	c := Default()
 	c.File = file
@@ -133,12 +134,13 @@ func Parse(file string, b []byte, env func(string) (string, bool)) (*Config, err
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, Errors{yamlSyntaxError(file, err)}
 	}
+	expandErrs := expand(file, &root, env)
 	d := newDecoder(file)
 	if root.Kind != 0 {
 		d.decode(&root, "", reflect.ValueOf(c).Elem())
 	}
 	c.Pos = d.pos
-	errs := d.errs
+	errs := append(d.errs, expandErrs...)
 	c.collect()
 	if env != nil {
 		errs = append(errs, c.applyEnv(env)...)

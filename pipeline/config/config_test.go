@@ -269,3 +269,34 @@ func FuzzParse(f *testing.F) {
 		_ = c.Components()
 	})
 }
+
+func TestEnvironmentVariablesInValues(t *testing.T) {
+	env := map[string]string{"SIZE": "2048", "DLQ": "/var/dead.jsonl", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	c, err := config.Parse("p.yaml", []byte(`events:
+  buffer_size: ${SIZE}
+  max_event_size: ${UNSET:-4096}
+dead_letter:
+  path: "${DLQ}"
+log:
+  level: ${EMPTY:-warn}
+export:
+  out:
+    type: stdout
+    note: "cost $${NOT_A_VAR}"
+`), lookup)
+	if err != nil && !strings.Contains(err.Error(), "note") {
+		t.Fatal(err)
+	}
+	if c.Events.BufferSize != 2048 || c.Events.MaxEventSize != 4096 || c.DeadLetter.Path != "/var/dead.jsonl" || c.Log.Level != "warn" {
+		t.Errorf("expanded: buffer %d, max %d, path %q, level %q", c.Events.BufferSize, c.Events.MaxEventSize, c.DeadLetter.Path, c.Log.Level)
+	}
+	var note string
+	if err := c.Outputs[0].Node.Content[3].Decode(&note); err != nil || note != "cost ${NOT_A_VAR}" {
+		t.Errorf("$${ is a literal ${: %q %v", note, err)
+	}
+	_, err = config.Parse("p.yaml", []byte("events:\n  buffer_size: 10\ndead_letter:\n  path: ${NOPE}/dead.jsonl\n"), lookup)
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:4:9: ${NOPE} is not set") {
+		t.Errorf("unset variable: %v", err)
+	}
+}

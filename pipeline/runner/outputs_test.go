@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
@@ -201,5 +202,49 @@ dead_letter:
 	}
 	if strings.Join(onlyB, "\n") != strings.TrimSpace(string(b)) || len(onlyB) != 400 {
 		t.Errorf("b.jsonl is not a's lines without only.a (%d lines)", len(onlyB))
+	}
+}
+
+// A secret in the environment reaches the webhook, not its ${NAME}.
+func TestWebhookHeaderFromTheEnvironment(t *testing.T) {
+	got := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipeline.yaml")
+	text := fmt.Sprintf("events: {enabled: true}\nroute: {default: [hook]}\nexport:\n  hook:\n    type: webhook\n    url: %s\n    headers: {Authorization: \"Bearer ${HOOK_TOKEN}\"}\ndead_letter: {path: dead.jsonl}\n", srv.URL)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) {
+		if k == "HOOK_TOKEN" {
+			return "s3cret", true
+		}
+		return "", false
+	}
+	cfg, err := config.Load(path, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	if err := r.Publish(context.Background(), pipeline.Event{Type: "a.b"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h != "Bearer s3cret" {
+			t.Errorf("Authorization: %q", h)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the webhook was never called")
+	}
+	if _, err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
