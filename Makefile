@@ -15,8 +15,12 @@ WAT_OUT ?= .
 
 all: build
 
+# The commit and build date go into `eventpipe version`.
+LDFLAGS  := -X github.com/eventpipe/eventpipe/internal/cli.Commit=$(shell git rev-parse --short=12 HEAD 2>/dev/null) \
+            -X github.com/eventpipe/eventpipe/internal/cli.BuildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/eventpipe
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/eventpipe
 
 # The main job: the default pipeline over the sample events.
 run: build

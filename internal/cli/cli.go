@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,8 +33,37 @@ const (
 	ExitUsage   = 2 // bad usage or a bad configuration
 )
 
-// Version is set at build time (-ldflags "-X ...cli.Version=v1.2.3").
-var Version = "dev"
+// Version, Commit and BuildDate are set at build time (make build:
+// -ldflags "-X github.com/eventpipe/eventpipe/internal/cli.Commit=…").
+// Without them the commit comes from the build information Go records
+// when it can (a build in a git work tree without -buildvcs=false).
+var (
+	Version   = "dev"
+	Commit    = ""
+	BuildDate = ""
+)
+
+// buildInfo is the commit and date of this binary, as known.
+func buildInfo() (commit, date string) {
+	commit, date = Commit, BuildDate
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && commit == "":
+				commit = s.Value
+			case s.Key == "vcs.time" && date == "":
+				date = s.Value
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	if date == "" {
+		date = "unknown"
+	}
+	return commit, date
+}
 
 // IO is what a command reads and writes, and its environment.
 type IO struct {
@@ -235,7 +265,8 @@ func printEnvVars(w io.Writer) {
 }
 
 func cmdVersion(_ context.Context, io IO, _ []string) int {
-	fmt.Fprintf(io.Stdout, "eventpipe %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	commit, date := buildInfo()
+	fmt.Fprintf(io.Stdout, "eventpipe %s (commit %s, built %s, %s, %s/%s)\n", Version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return ExitOK
 }
 

@@ -108,7 +108,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 	if r := run(t, nil, "", "run", "--bogus"); r.code != 2 {
 		t.Errorf("bad flag: %d", r.code)
 	}
-	if r := run(t, nil, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "eventpipe ") {
+	if r := run(t, nil, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "eventpipe ") || !strings.Contains(r.stdout, "commit ") || !strings.Contains(r.stdout, "built ") {
 		t.Errorf("version: %+v", r)
 	}
 }
