@@ -297,6 +297,9 @@ func repairUTF8(ev *Event, b []byte, opts DecodeOptions) {
 	if !utf8.Valid(ev.Data) {
 		ev.Data = bytes.ToValidUTF8(ev.Data, []byte("\uFFFD"))
 	}
+	if c := ev.Cloud; c != nil && !utf8.Valid(c.Extensions) {
+		c.Extensions = bytes.ToValidUTF8(c.Extensions, []byte("\uFFFD")) // raw values, like data
+	}
 	if opts.OnRepair != nil {
 		opts.OnRepair()
 	}
