@@ -460,7 +460,7 @@ func (e *Event) appendCloudExtensions(dst []byte, add func(dst []byte, name stri
 		p := fastParser{b: ext}
 		_ = p.members(func(key string) error {
 			raw, err := p.raw()
-			if err == nil {
+			if err == nil && !(key == "tags" && len(e.Tags) > 0) { // the event's tags win
 				dst = add(dst, key, raw)
 			}
 			return err

@@ -110,6 +110,12 @@ func (w *wireCloud) attributes() *CloudAttributes {
 	if len(ext) == 0 || ext[0] != '{' || bytes.Equal(ext, []byte("{}")) {
 		ext = nil
 	}
+	if !utf8.Valid(ext) {
+		ext = bytes.ToValidUTF8(ext, []byte("\uFFFD")) // raw values: every output stays valid JSON
+	}
+	if ext != nil {
+		ext = cleanExtensions(ext)
+	}
 	return &CloudAttributes{Subject: w.Subject, DataContentType: w.DataContentType, DataSchema: w.DataSchema,
 		Extensions: append(json.RawMessage(nil), ext...), DataBase64: w.DataBase64, NoTime: w.NoTime}
 }
@@ -353,4 +359,38 @@ func jsonDecodeError(err error) error {
 		return &DecodeError{Reason: fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error()), Err: err}
 	}
 	return &DecodeError{Reason: err.Error(), Err: err}
+}
+
+// cleanExtensions keeps the members of an extensions object (from a file
+// or a plugin) that can be written out as CloudEvents extension
+// attributes: a valid name that is no attribute of its own, a string,
+// number or boolean value. nil when none is left.
+func cleanExtensions(ext []byte) []byte {
+	var out []byte
+	p := fastParser{b: ext}
+	p.ws()
+	err := p.members(func(key string) error {
+		raw, err := p.raw()
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ValidCloudName(key), cloudCore(key), key == "correlationid", key == "causationid", key == "language",
+			len(raw) == 0, raw[0] == '{', raw[0] == '[', raw[0] == 'n':
+			return nil
+		}
+		if len(out) == 0 {
+			out = append(out, '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = appendString(out, key)
+		out = append(out, ':')
+		out = append(out, raw...)
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return nil
+	}
+	return append(out, '}')
 }
