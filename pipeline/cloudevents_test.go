@@ -198,3 +198,21 @@ func FuzzCloudEventRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// Extensions read from eventpipe's shape (a file, a plugin) keep only what
+// can be written as extension attributes: no duplicate of an attribute of
+// its own, no bad names, no objects.
+func TestExtensionsFromAFileAreCleaned(t *testing.T) {
+	ev, err := pipeline.Decode([]byte(`{"type":"a.b","id":"1","cloudevents":{"extensions":{"id":"x","Bad":1,"ok":"y","obj":{},"specversion":"2","n":3,"tags":"t"}}}`), pipeline.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(ev.Cloud.Extensions); got != `{"ok":"y","n":3,"tags":"t"}` {
+		t.Errorf("extensions %s", got)
+	}
+	ev.Tags = []string{"x"}
+	line := ev.AppendCloudEventLine(nil)
+	if bytes.Count(line, []byte(`"tags"`)) != 1 || bytes.Count(line, []byte(`"id"`)) != 1 {
+		t.Errorf("duplicate attributes in %s", line)
+	}
+}
