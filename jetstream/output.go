@@ -55,9 +55,9 @@ func (c *OutputConfig) Validate() error {
 		errs = append(errs, pipeline.FieldErrorf("timeout", "must be positive"))
 	}
 	switch c.Format {
-	case "", "eventpipe", "cloudevents":
+	case "", "eventpipe", "cloudevents", "llmspell":
 	default:
-		errs = append(errs, pipeline.FieldErrorf("format", "want eventpipe or cloudevents, got %q", c.Format))
+		errs = append(errs, pipeline.FieldErrorf("format", "want eventpipe, cloudevents or llmspell, got %q", c.Format))
 	}
 	switch {
 	case c.Mode == "":
@@ -161,6 +161,8 @@ func (o *Output) Export(ctx context.Context, events []pipeline.Event) error {
 func (o *Output) message(ev *pipeline.Event) (*nats.Msg, error) {
 	m := nats.NewMsg(Subject(o.cfg.SubjectPrefix, ev.Type))
 	switch {
+	case o.cfg.Format == "llmspell":
+		m.Data = ev.AppendLLMSpell(nil)
 	case o.cfg.Format != "cloudevents":
 		m.Data = ev.AppendJSON(nil)
 	case o.cfg.Mode == "structured":

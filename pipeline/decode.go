@@ -134,6 +134,7 @@ type wireMetadata struct {
 	CorrelationID string   `json:"correlation_id"`
 	Source        string   `json:"source"`
 	Tags          []string `json:"tags"`
+	Custom        json.RawMessage `json:"custom"`
 }
 
 // Decode reads one event in any accepted shape: eventpipe's own, the
@@ -203,6 +204,7 @@ func DecodeShape(b []byte, opts DecodeOptions) (Event, Shape, error) {
 		timeField, timeText = "timestamp", w.Timestamp
 		if m := w.Metadata; m != nil {
 			ev.CorrelationID, ev.Source, ev.Tags = m.CorrelationID, m.Source, m.Tags
+			ev.CausationID = customCausation(m.Custom) // where AppendLLMSpell keeps it
 		}
 	default:
 		shape = ShapeEventpipe
@@ -393,4 +395,30 @@ func cleanExtensions(ext []byte) []byte {
 		return nil
 	}
 	return append(out, '}')
+}
+
+// customCausation is metadata.custom.causation_id of an rs-llmspell event,
+// if custom is an object holding it as a string.
+func customCausation(custom json.RawMessage) string {
+	if len(custom) == 0 || custom[0] != '{' {
+		return ""
+	}
+	var id string
+	p := fastParser{b: custom}
+	if p.members(func(key string) error {
+		if key == "causation_id" && p.i < len(p.b) && p.b[p.i] == '"' {
+			return p.strInto(&id)
+		}
+		_, err := p.raw()
+		return err
+	}) != nil {
+		var c struct {
+			CausationID string `json:"causation_id"`
+		}
+		if json.Unmarshal(custom, &c) == nil {
+			return c.CausationID
+		}
+		return ""
+	}
+	return id
 }

@@ -132,7 +132,7 @@ func (p *fastParser) members(fn func(key string) error) error {
 var (
 	wireKeys = []string{"schema_version", "id", "type", "time", "source", "sequence", "correlation_id", "causation_id",
 		"tags", "language", "data", "event_type", "timestamp", "metadata", "specversion", "cloudevents"}
-	metadataKeys = []string{"correlation_id", "source", "tags"}
+	metadataKeys = []string{"correlation_id", "source", "tags", "custom"}
 )
 
 func foldsToKnown(key string, known []string) bool {
@@ -278,6 +278,10 @@ func (p *fastParser) metadata(w *wireEvent) error {
 		case "tags":
 			var err error
 			m.Tags, err = p.strings()
+			return err
+		case "custom":
+			var err error
+			m.Custom, err = p.raw()
 			return err
 		}
 		if foldsToKnown(key, metadataKeys) {

@@ -38,8 +38,8 @@ type FileConfig struct {
 	// stream delivers again the events it had not seen acknowledged, and
 	// some of them were written already.
 	Dedupe bool `yaml:"dedupe"`
-	// Format is eventpipe (default) or cloudevents (one structured
-	// CloudEvent per line).
+	// Format is eventpipe (default), cloudevents (one structured
+	// CloudEvent per line), llmspell (rs-llmspell's shape) or pretty.
 	Format Format `yaml:"format"`
 }
 

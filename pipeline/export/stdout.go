@@ -15,8 +15,8 @@ import (
 type StdoutConfig struct {
 	Type   string `yaml:"type"`
 	Pretty bool   `yaml:"pretty"` // indented JSON instead of JSON lines
-	// Format is eventpipe (default) or cloudevents (one structured
-	// CloudEvent per line).
+	// Format is eventpipe (default), cloudevents (one structured
+	// CloudEvent per line), llmspell (rs-llmspell's shape) or pretty.
 	Format Format `yaml:"format"`
 }
 
@@ -35,7 +35,14 @@ type Stdout struct {
 
 // NewStdout returns a stdout exporter writing to w (os.Stdout in the CLI).
 func NewStdout(cfg StdoutConfig, w io.Writer) *Stdout {
-	return &Stdout{w: bufio.NewWriterSize(w, 64<<10), pretty: cfg.Pretty, format: cfg.Format}
+	format, pretty := cfg.Format, cfg.Pretty
+	if pretty && (format == "" || format == FormatEventpipe) {
+		format, pretty = FormatPretty, false // pretty: true is format: pretty
+	}
+	if format == FormatPretty {
+		pretty = false
+	}
+	return &Stdout{w: bufio.NewWriterSize(w, 64<<10), pretty: pretty, format: format}
 }
 
 func (s *Stdout) Start(context.Context) error { return nil }

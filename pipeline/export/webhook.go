@@ -23,7 +23,8 @@ import (
 type WebhookConfig struct {
 	URL string `yaml:"url"`
 	// Format is json (a JSON array of events in the eventpipe shape, one
-	// request per batch; the default) or cloudevents.
+	// request per batch; the default; also called eventpipe), llmspell (an
+	// array in rs-llmspell's shape) or cloudevents.
 	Format string `yaml:"format"`
 	// Mode is how the cloudevents format is sent, as the CloudEvents HTTP
 	// binding defines: binary (the default, as the SDKs: attributes in
@@ -62,9 +63,9 @@ func (c *WebhookConfig) Validate() error {
 		errs = append(errs, pipeline.FieldErrorf("url", "want https:// (or http:// to loopback), got %q", u.Scheme))
 	}
 	switch c.Format {
-	case "", "json", "cloudevents":
+	case "", "json", "eventpipe", "cloudevents", "llmspell":
 	default:
-		errs = append(errs, pipeline.FieldErrorf("format", "want json or cloudevents, got %q", c.Format))
+		errs = append(errs, pipeline.FieldErrorf("format", "want json (eventpipe), cloudevents or llmspell, got %q", c.Format))
 	}
 	switch {
 	case c.Mode == "":
@@ -153,8 +154,11 @@ func (w *Webhook) Export(ctx context.Context, events []pipeline.Event) error {
 		ctype = "application/cloudevents-batch+json"
 	}
 	enc := (*pipeline.Event).AppendJSON
-	if w.cfg.Format == "cloudevents" {
+	switch w.cfg.Format {
+	case "cloudevents":
 		enc = (*pipeline.Event).AppendCloudEvent
+	case "llmspell":
+		enc = (*pipeline.Event).AppendLLMSpell
 	}
 	encode := func(dst []byte, ev *pipeline.Event) []byte { return enc(ev, dst) }
 	shared := pipeline.SharedEncodingsFor(ctx, w.EncodingFormat(), len(events))
@@ -174,6 +178,8 @@ func (w *Webhook) Export(ctx context.Context, events []pipeline.Event) error {
 // outputs writing the same (binary mode sends none of them).
 func (w *Webhook) EncodingFormat() string {
 	switch {
+	case w.cfg.Format == "llmspell":
+		return string(FormatLLMSpell)
 	case w.cfg.Format != "cloudevents":
 		return pipeline.EncodingEventpipe
 	case w.cfg.Mode == "binary":
