@@ -131,9 +131,9 @@ type wireCloud struct {
 }
 
 type wireMetadata struct {
-	CorrelationID string   `json:"correlation_id"`
-	Source        string   `json:"source"`
-	Tags          []string `json:"tags"`
+	CorrelationID string          `json:"correlation_id"`
+	Source        string          `json:"source"`
+	Tags          []string        `json:"tags"`
 	Custom        json.RawMessage `json:"custom"`
 }
 
