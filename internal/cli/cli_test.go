@@ -551,6 +551,12 @@ func TestAdminEmitTailHealthMetrics(t *testing.T) {
 	if code != 200 || !h.Enabled || h.State != "running" || h.Outputs["out"].Exported != 1 {
 		t.Errorf("health %d %s", code, body)
 	}
+	if code, body := get("/health"); code != 200 || !strings.Contains(body, "alive") {
+		t.Errorf("/health %d %s", code, body)
+	}
+	if code, body := get("/ready"); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Errorf("/ready %d %s", code, body)
+	}
 	code, body = get("/metrics")
 	if code != 200 || !strings.Contains(body, `eventpipe_exported_events_total{output="out"} 1`) || !strings.Contains(body, "eventpipe_queue_depth") {
 		t.Errorf("metrics %d:\n%s", code, body)

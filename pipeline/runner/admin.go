@@ -171,6 +171,8 @@ func (r *Runner) guarded(h http.HandlerFunc) http.HandlerFunc {
 
 // AdminHandler serves the admin API:
 //
+//	GET  /health          liveness (200 while the process answers)
+//	GET  /ready           readiness (200 once everything started and is bound, 503 otherwise)
 //	GET  /health/events   health JSON (503 when unhealthy)
 //	GET  /metrics         Prometheus metrics
 //	POST /events/enable, POST /events/disable, PUT /events/enabled {"enabled":bool}
@@ -186,6 +188,20 @@ func (r *Runner) AdminHandler() http.Handler {
 			status = http.StatusServiceUnavailable
 		}
 		writeJSON(w, status, h)
+	})
+	// Liveness: the process answers. Readiness: every component started
+	// and bound, and the pipeline running (not starting, draining or
+	// stopped): what a load balancer or an orchestrator asks.
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		state, _ := r.state.Load().(string)
+		if state != "running" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "state": state})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "state": state})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	setEnabled := func(on bool) {
