@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/eventpipe/eventpipe/jetstream"
 	"github.com/eventpipe/eventpipe/pipeline/component"
 	"github.com/eventpipe/eventpipe/pipeline/config"
+	"github.com/eventpipe/eventpipe/pipeline/export"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
@@ -97,6 +99,7 @@ func commands() []command {
 	return []command{
 		{"run", "run -c pipeline.yaml [--input FILE|-]...", "run a pipeline until stopped, or until its finite inputs end", cmdRun},
 		{"validate", "validate -c pipeline.yaml", "check a pipeline file and report every error with file:line:col", cmdValidate},
+		{"schema", "schema", "print the JSON Schema of pipeline.yaml, for editors", cmdSchema},
 		{"emit", "emit [--to URL] TYPE [JSON]", "send one event to a running instance (admin or http ingest)", cmdEmit},
 		{"tail", "tail [--from URL] [PATTERN]", "print events passing a running instance, live", cmdTail},
 		{"migrate", "migrate [-o pipeline.yaml] llmspell.toml", "turn an rs-llmspell [events] section into a pipeline.yaml", cmdMigrate},
@@ -262,6 +265,20 @@ func printEnvVars(w io.Writer) {
 	for _, v := range config.EnvVars() {
 		fmt.Fprintf(w, "  %-26s %s\n", v.Name, v.Sets)
 	}
+}
+
+func cmdSchema(_ context.Context, io IO, args []string) int {
+	fs := newFlags(io, "schema", "schema", "Print the JSON Schema (draft 2020-12) of pipeline.yaml, generated from the configuration\nof every component this binary has (docs/pipeline.schema.json is its output). Point an\neditor at it to complete and check keys, e.g. with the YAML language server:\n  # yaml-language-server: $schema=docs/pipeline.schema.json")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	b, err := json.MarshalIndent(config.Schema(registry(io), runner.QueueConfig{}, export.RetryConfig{}), "", "  ")
+	if err != nil {
+		fmt.Fprintln(io.Stderr, "eventpipe schema:", err)
+		return ExitRuntime
+	}
+	fmt.Fprintln(io.Stdout, string(b))
+	return ExitOK
 }
 
 func cmdVersion(_ context.Context, io IO, _ []string) int {
