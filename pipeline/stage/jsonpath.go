@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/eventpipe/eventpipe/pipeline/internal/jsonscan"
 )
@@ -45,10 +46,15 @@ func locate(raw []byte, path []string) ([]byte, bool) {
 			return nil, false
 		}
 		i++
-		found := false
+		// The last member with the key counts, as for encoding/json: a
+		// key may come twice.
+		at := -1
 		for {
 			i = jsonscan.SkipWS(raw, i)
-			if i >= len(raw) || raw[i] == '}' {
+			if i < len(raw) && raw[i] == '}' {
+				break
+			}
+			if i >= len(raw) {
 				return nil, false
 			}
 			if raw[i] == ',' {
@@ -62,9 +68,9 @@ func locate(raw []byte, path []string) ([]byte, bool) {
 				return nil, false
 			}
 			match := false
-			if !esc {
+			if !esc && utf8.Valid(raw[i+1:end-1]) {
 				match = string(raw[i+1:end-1]) == key
-			} else {
+			} else { // escapes, or bytes encoding/json reads as U+FFFD
 				var k string
 				match = json.Unmarshal(raw[i:end], &k) == nil && k == key
 			}
@@ -74,16 +80,16 @@ func locate(raw []byte, path []string) ([]byte, bool) {
 			}
 			i = jsonscan.SkipWS(raw, i+1)
 			if match {
-				found = true
-				break
+				at = i
 			}
 			if i = jsonscan.ValueEnd(raw, i); i < 0 {
 				return nil, false
 			}
 		}
-		if !found {
+		if at < 0 {
 			return nil, false
 		}
+		i = at
 	}
 	end := jsonscan.ValueEnd(raw, i)
 	if end < 0 {
