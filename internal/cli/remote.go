@@ -153,10 +153,13 @@ func cmdMigrate(_ context.Context, io IO, args []string) int {
 		fmt.Fprintf(io.Stderr, "eventpipe migrate: %v\n", err)
 		return ExitUsage
 	}
-	y, err := config.Migrate(src)
+	y, notes, err := config.Migrate(src)
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe migrate: %s: %v\n", fs.Arg(0), err)
 		return ExitUsage
+	}
+	for _, n := range notes {
+		fmt.Fprintf(io.Stderr, "eventpipe migrate: note: %s\n", n)
 	}
 	if *out == "" {
 		_, _ = io.Stdout.Write(y)

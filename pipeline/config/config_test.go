@@ -231,7 +231,7 @@ func TestMigrate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			y, err := config.Migrate(src)
+			y, _, err := config.Migrate(src)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,8 +242,25 @@ func TestMigrate(t *testing.T) {
 			}
 		})
 	}
-	if _, err := config.Migrate([]byte("[events]\nenabled = true\nflavour = 3\n")); err == nil || !strings.Contains(err.Error(), "events.flavour") {
-		t.Errorf("unknown key: %v", err)
+	// Faithful to the original: an unknown key is reported, not fatal;
+	// enabled and stdout default to false as there; a plain http webhook
+	// gives a pipeline that validates, with a note.
+	y, notes, err := config.Migrate([]byte("[events]\nflavour = 3\n[events.export]\nwebhook = \"http://hooks.example.com/in\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(notes, "\n")
+	for _, want := range []string{"events.flavour", "enabled is not set", "plain http"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+	c, err := config.Parse("m.yaml", y, noEnv)
+	if err != nil {
+		t.Fatalf("migrated config does not validate:\n%v\n%s", err, y)
+	}
+	if c.Events.Enabled || strings.Contains(string(y), "stdout") || !strings.Contains(string(y), "allow_http: true") {
+		t.Errorf("not faithful:\n%s", y)
 	}
 }
 

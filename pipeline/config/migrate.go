@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -35,27 +37,30 @@ type llmspellEvents struct {
 }
 
 // Migrate turns the [events] section of an rs-llmspell TOML configuration
-// into an equivalent pipeline.yaml. Keys eventpipe does not know are listed
-// in an error; other sections of the file are ignored.
-func Migrate(src []byte) ([]byte, error) {
+// into an equivalent pipeline.yaml, faithful to the original's defaults
+// (events off unless enabled, nothing on stdout unless stdout = true).
+// notes say what the operator should know: a default applied, a plain
+// http webhook allowed, a key not mapped (every key of [events] is either
+// mapped or named there). Other sections of the file are ignored.
+func Migrate(src []byte) (out []byte, notes []string, err error) {
 	var in llmspellEvents
 	md, err := toml.Decode(string(src), &in)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, nil, fmt.Errorf("migrate: %w", err)
 	}
-	var unknown []string
 	for _, k := range md.Undecoded() {
 		if len(k) > 0 && k[0] == "events" {
-			unknown = append(unknown, k.String())
+			notes = append(notes, fmt.Sprintf("%s is not an rs-llmspell [events] key eventpipe knows: not mapped", k.String()))
 		}
-	}
-	if len(unknown) > 0 {
-		return nil, fmt.Errorf("migrate: keys eventpipe does not know: %s", strings.Join(unknown, ", "))
 	}
 	e := in.Events
 	d := Default()
+	// The original's defaults, where the file says nothing.
+	d.Events.Enabled = false
 	if e.Enabled != nil {
 		d.Events.Enabled = *e.Enabled
+	} else {
+		notes = append(notes, "enabled is not set: events are off, as in rs-llmspell (set events.enabled: true to turn them on)")
 	}
 	if e.BufferSize != nil {
 		d.Events.BufferSize = *e.BufferSize
@@ -118,7 +123,7 @@ func Migrate(src []byte) ([]byte, error) {
 
 	outputs := map[string]any{}
 	var def []string
-	if e.Export.Stdout == nil || *e.Export.Stdout {
+	if e.Export.Stdout != nil && *e.Export.Stdout { // rs-llmspell's default is false: audit events stay off the console
 		o := map[string]any{"type": "stdout"}
 		if e.Export.PrettyJSON != nil && *e.Export.PrettyJSON {
 			o["pretty"] = true
@@ -131,8 +136,16 @@ func Migrate(src []byte) ([]byte, error) {
 		def = append(def, "file")
 	}
 	if e.Export.Webhook != "" {
-		outputs["webhook"] = map[string]any{"type": "webhook", "url": e.Export.Webhook}
+		hook := map[string]any{"type": "webhook", "url": e.Export.Webhook}
+		if u, err := url.Parse(e.Export.Webhook); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+			hook["allow_http"] = true
+			notes = append(notes, fmt.Sprintf("the webhook %s is plain http: allowed with allow_http: true, but events cross the network unencrypted; prefer https", e.Export.Webhook))
+		}
+		outputs["webhook"] = hook
 		def = append(def, "webhook")
+	}
+	if len(def) == 0 {
+		notes = append(notes, "no output: [events.export] sends events nowhere (stdout is off unless stdout = true)")
 	}
 	if len(def) > 0 {
 		add("route", map[string]any{"default": def})
@@ -142,9 +155,17 @@ func Migrate(src []byte) ([]byte, error) {
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return b.Bytes(), nil
+	return b.Bytes(), notes, nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func nonTrivial(globs []string) []string {
