@@ -99,6 +99,7 @@ func commands() []command {
 	return []command{
 		{"run", "run -c pipeline.yaml [--input FILE|-]...", "run a pipeline until stopped, or until its finite inputs end", cmdRun},
 		{"validate", "validate -c pipeline.yaml", "check a pipeline file and report every error with file:line:col", cmdValidate},
+		{"test", "test [FILE_test.yaml | DIR]...", "run config unit tests: input events and what each output must receive", cmdTest},
 		{"schema", "schema", "print the JSON Schema of pipeline.yaml, for editors", cmdSchema},
 		{"emit", "emit [--to URL] TYPE [JSON]", "send one event to a running instance (admin or http ingest)", cmdEmit},
 		{"tail", "tail [--from URL] [PATTERN]", "print events passing a running instance, live", cmdTail},

@@ -124,3 +124,29 @@ func unknownKeys(schema map[string]any, doc any, at string) []string {
 	}
 	return nil
 }
+
+// The repository's examples pass their own config unit tests.
+func TestExamplesPassTheirTests(t *testing.T) {
+	r := run(t, nil, "", "test", filepath.Join("..", "..", "examples"))
+	if r.code != 0 || !strings.Contains(r.stdout, " 0 failed") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A failing expectation exits 1 with a diff; a broken test file exits 2.
+func TestConfigTestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "pipeline.yaml", "events: {enabled: true}\nroute: {default: [out]}\nexport:\n  out: {type: file, path: out.jsonl}\n")
+	failing := writeFile(t, dir, "a_test.yaml", "pipeline: pipeline.yaml\ntests:\n  - name: wrong\n    input: [{type: a.b, data: {x: 1}}]\n    expect:\n      out: [{type: a.b, data: {x: 2}}]\n")
+	r := run(t, nil, "", "test", failing)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, ".data.x: want 2, got 1") {
+		t.Errorf("failing test: exit %d\n%s", r.code, r.stdout)
+	}
+	broken := writeFile(t, dir, "b_test.yaml", "pipeline: pipeline.yaml\ntests:\n  - name: no such output\n    input: [{type: a.b}]\n    expect:\n      nope: []\n")
+	if r := run(t, nil, "", "test", broken); r.code != 2 || !strings.Contains(r.stderr, `no output called`) {
+		t.Errorf("broken test: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := run(t, nil, "", "test", writeFile(t, dir, "c_test.yaml", "pipelin: x\n")); r.code != 2 {
+		t.Errorf("unknown key: exit %d", r.code)
+	}
+}

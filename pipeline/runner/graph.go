@@ -147,6 +147,10 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if o, ok := r.opts.Outputs[p.spec.Name]; ok && p.spec.Class == component.ClassOutput {
+				p.comp = o
+				return
+			}
 			comp, err := p.factory.Create(ctx, r.settings(cfg, p.spec), p.cfg)
 			if err != nil {
 				p.createErrs = cfg.ErrorsFor(p.spec.ID, err)

@@ -45,6 +45,10 @@ type Options struct {
 	Sources []pipeline.Source
 	// SkipConfigSources ignores the configuration's ingest section.
 	SkipConfigSources bool
+	// Outputs replace the configuration's outputs of the same names (the
+	// config unit tests of `eventpipe test` record what each would get):
+	// the configured output is decoded and validated, not created.
+	Outputs map[string]component.Output
 	// NoStore ignores the configuration's persist section: events go
 	// from the sources through the in-memory buffer (a replay does this,
 	// so that replayed events are not stored again).
