@@ -353,4 +353,3 @@ func sortedKeys[V any](m map[string]V) []string {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
