@@ -85,6 +85,12 @@ type IO struct {
 	Exit func(code int)
 }
 
+// DefaultAdmin is where run serves the admin API when the pipeline says
+// nothing (admin.listen: off turns it off): the original design's
+// `curl http://localhost:8080/health/events` works out of the box. If the
+// address is taken, the run goes on without it (logged).
+const DefaultAdmin = "127.0.0.1:8080"
+
 // OS returns the process's streams and environment.
 func OS() IO {
 	return IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.LookupEnv}
@@ -369,7 +375,7 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
 	r, err := runner.New(ctx, cfg, runner.Options{
 		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
-		Inputs: inputs, DrainTimeout: *drain,
+		Inputs: inputs, DrainTimeout: *drain, DefaultAdmin: DefaultAdmin,
 	})
 	if err != nil {
 		fmt.Fprintln(io.Stderr, err)

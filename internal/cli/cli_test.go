@@ -759,3 +759,24 @@ func TestDLQReplayNeverDestroysARecord(t *testing.T) {
 		t.Errorf("dead letters after replay: %d lines", len(again))
 	}
 }
+
+// run serves the admin API on 127.0.0.1:8080 when the pipeline says
+// nothing, as the original design's health check expects; if that address
+// is taken the run goes on without it; admin.listen: off turns it off.
+func TestRunServesTheAdminByDefault(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "")
+	in := writeFile(t, dir, "in.jsonl", "{\"type\":\"a.b\"}\n")
+	// Whether or not something else holds 8080 now, the run must succeed.
+	r := run(t, nil, "", "run", "-c", cfg, "--input", in)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "127.0.0.1:8080") && !strings.Contains(r.stderr, "admin") {
+		t.Errorf("no word of the admin address: %s", r.stderr)
+	}
+	off := writeFile(t, dir, "off.yaml", "admin:\n  listen: \"off\"\nroute:\n  default: [out]\nexport:\n  out: {type: file, path: out2.jsonl}\n")
+	if r := run(t, nil, "", "run", "-c", off, "--input", in); r.code != 0 || strings.Contains(r.stderr, "8080") {
+		t.Errorf("admin off: exit %d: %s", r.code, r.stderr)
+	}
+}

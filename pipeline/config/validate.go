@@ -85,7 +85,7 @@ func (c *Config) Validate() Errors {
 	if _, err := ParseMode(c.DeadLetter.Mode); err != nil {
 		add(c.errAt("dead_letter.mode", "%v", err))
 	}
-	if c.Admin.Listen != "" {
+	if c.Admin.Listen != "" && c.Admin.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			add(c.errAt("admin.listen", "want host:port, got %q", c.Admin.Listen))
 		}

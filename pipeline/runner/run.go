@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -54,11 +55,26 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return fail(err)
 	}
 	var g run.Group
-	if cfg.Admin.Listen != "" {
-		srv, ln, err := r.adminServer(cfg.Admin.Listen)
-		if err != nil {
-			return fail(err)
+	listen, byDefault := cfg.Admin.Listen, false
+	switch {
+	case listen == "off":
+		listen = ""
+	case listen == "" && r.opts.DefaultAdmin != "":
+		listen, byDefault = r.opts.DefaultAdmin, true
+	}
+	var srv *http.Server
+	var ln net.Listener
+	if listen != "" {
+		var err error
+		if srv, ln, err = r.adminServer(listen); err != nil {
+			if !byDefault {
+				return fail(err)
+			}
+			r.log.Warn("admin: the default address is taken, so the admin API is off (set admin.listen)", "listen", listen, "err", err)
+			srv = nil
 		}
+	}
+	if srv != nil {
 		g.Add(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin: %w", err)

@@ -45,6 +45,10 @@ type Options struct {
 	Sources []pipeline.Source
 	// SkipConfigSources ignores the configuration's ingest section.
 	SkipConfigSources bool
+	// DefaultAdmin is the admin address used when the configuration sets
+	// none (the CLI's run: 127.0.0.1:8080). Unlike a configured address,
+	// one that cannot be bound only turns the admin API off, logged.
+	DefaultAdmin string
 	// Outputs replace the configuration's outputs of the same names (the
 	// config unit tests of `eventpipe test` record what each would get):
 	// the configured output is decoded and validated, not created.
