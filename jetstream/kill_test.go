@@ -121,6 +121,7 @@ func TestKill9DuringHTTPIngestLosesNoAcknowledgedEvent(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
 events:
   enabled: true
+  stats_interval: 0 # the test counts every event exported
 ingest:
   - type: http
     listen: %s
@@ -233,6 +234,7 @@ func TestKill9WhileFollowingAFile(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`
 events:
   enabled: true
+  stats_interval: 0 # the test counts every event exported
 ingest:
   - type: file
     path: app.log

@@ -48,7 +48,7 @@ func runnerConfig(t testing.TB, dir, url, consumer string) string {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "pipeline.yaml")
-	text := fmt.Sprintf(`events: {enabled: true}
+	text := fmt.Sprintf(`events: {enabled: true, stats_interval: 0}
 filter: {exclude_types: ["*.debug"]}
 sanitize: {enabled: true}
 persist: {url: %q, consumer: %s, ack_wait: 2s}
@@ -95,7 +95,7 @@ func serveRunnerTo(t *testing.T, bin, dir, url, output string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "pipeline.yaml")
-	text := fmt.Sprintf(`events: {enabled: true}
+	text := fmt.Sprintf(`events: {enabled: true, stats_interval: 0}
 ingest: [{type: http, listen: %q}]
 sanitize: {enabled: true}
 persist: {url: %q, ack_wait: 2s}

@@ -47,6 +47,11 @@ type Config struct {
 	// Handler receives every batch (the pipeline's stages and exporters).
 	// Nil: events go to subscribers only.
 	Handler BatchHandler `yaml:"-"`
+	// StatsInterval is how often a runner (eventpipe run) emits an
+	// event.stats event through the pipeline, like any event: throughput,
+	// queue depth and bytes held, drops by reason, error rate, per output
+	// exported and failed. 0: never. The bus itself does not use it.
+	StatsInterval time.Duration `yaml:"stats_interval"`
 	// Relay makes a bus that passes on events of another: they keep the
 	// sequence they carry instead of getting this bus's (a runner's live
 	// tail shows the numbers that were exported).

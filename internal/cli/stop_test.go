@@ -37,7 +37,7 @@ func TestStopEndsDespiteAStuckTrustedPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "pipeline.yaml")
-	if err := os.WriteFile(cfg, []byte(`events: {enabled: true}
+	if err := os.WriteFile(cfg, []byte(`events: {enabled: true, stats_interval: 0}
 filter:
   plugins:
     - {path: `+loop+`, trusted: true}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -100,6 +101,11 @@ type Output struct {
 	Pos  Pos
 }
 
+// DefaultStatsInterval is events.stats_interval when a file says nothing:
+// the original design's health check is `tail -f events.log | grep
+// event.stats`.
+const DefaultStatsInterval = time.Minute
+
 // Default returns the configuration an empty file means. The events
 // section starts from the library's defaults, switched on, with the block
 // overflow policy (a pipeline that ingests waits rather than drops).
@@ -107,6 +113,7 @@ func Default() *Config {
 	ev := pipeline.DefaultConfig()
 	ev.Enabled = true
 	ev.Overflow = pipeline.Block
+	ev.StatsInterval = DefaultStatsInterval
 	return &Config{
 		Events:     ev,
 		DeadLetter: DeadLetter{Path: "deadletter.jsonl", Mode: "0600"},

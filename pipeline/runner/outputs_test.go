@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -246,5 +247,60 @@ func TestWebhookHeaderFromTheEnvironment(t *testing.T) {
 	}
 	if _, err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every stats_interval the runner emits an event.stats event through the
+// pipeline like any event, with the counters an operator greps for.
+func TestStatsEvents(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `events:
+  enabled: true
+  stats_interval: 50ms
+route:
+  default: [out]
+export:
+  out: {type: file, path: out.jsonl}
+dead_letter:
+  path: dead.jsonl
+`)
+	r, err := runner.New(context.Background(), cfg, runner.Options{Logger: quiet(), Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := started(t, r)
+	for range 10 {
+		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	var stats map[string]any
+	waitUntil(t, "an event.stats event after the 10 events", func() bool {
+		raw, _ := os.ReadFile(out)
+		for _, l := range strings.Split(string(raw), "\n") {
+			if !strings.Contains(l, `"event.stats"`) {
+				continue
+			}
+			var ev struct {
+				Data map[string]any `json:"data"`
+			}
+			if json.Unmarshal([]byte(l), &ev) == nil && ev.Data["accepted"].(float64) >= 10 {
+				stats = ev.Data
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"interval_s", "accepted_per_s", "queue_depth", "bytes_held", "dropped", "dead_lettered", "error_rate", "outputs"} {
+		if _, ok := stats[k]; !ok {
+			t.Errorf("event.stats has no %s: %v", k, stats)
+		}
+	}
+	if o, _ := stats["outputs"].(map[string]any)["out"].(map[string]any); o == nil || o["exported"].(float64) < 10 {
+		t.Errorf("outputs: %v", stats["outputs"])
 	}
 }

@@ -92,6 +92,15 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	r.log.Info("pipeline running", "sources", len(r.sources.nodes), "stages", len(flow.stages), "outputs", len(flow.outputs), "dead_letter", dlq.Path())
 	srcCtx, srcCancel := context.WithCancel(context.Background())
 	g.Add(func() error { return r.runSources(ctx, srcCtx) }, func(error) { srcCancel() })
+	if iv := cfg.Events.StatsInterval; iv > 0 {
+		stopStats := make(chan struct{})
+		statsDone := make(chan struct{})
+		g.Add(func() error {
+			defer close(statsDone)
+			r.emitStats(iv, stopStats)
+			return nil
+		}, func(error) { close(stopStats); <-statsDone })
+	}
 	// With a store, the stages read it on their own goroutine.
 	drain := make(chan struct{})
 	consumeCtx, stopConsume := context.WithCancel(context.Background())
