@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -27,6 +28,13 @@ func (r *Runner) handleBatch(ctx context.Context, b *pipeline.Batch) error {
 // dispatches the kept events to the outputs, returning the batch in
 // flight.
 func (r *Runner) process(ctx context.Context, b *pipeline.Batch) (*inflight, error) {
+	select {
+	case <-r.flowReady:
+	case <-r.flowFailed:
+		return doneInflight(), fmt.Errorf("%d events not handled: the pipeline did not start", len(b.Events))
+	case <-ctx.Done():
+		return doneInflight(), fmt.Errorf("%d events not handled: the pipeline did not start: %w", len(b.Events), ctx.Err())
+	}
 	start := time.Now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -81,4 +89,12 @@ func (r *Runner) Reject(_ context.Context, rj pipeline.Rejected) {
 	_ = r.deadLetter([]export.DeadLetterRecord{{
 		Time: rj.Time, Reason: rj.Reason, Stage: "ingest", Source: rj.Source, Offset: rj.Offset, Raw: string(rj.Raw),
 	}})
+}
+
+// doneInflight is a batch in flight that is already complete (nothing was
+// handed to the outputs).
+func doneInflight() *inflight {
+	fl := &inflight{done: make(chan struct{})}
+	close(fl.done)
+	return fl
 }

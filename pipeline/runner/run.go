@@ -30,6 +30,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	r.mu.RUnlock()
 	// fail releases everything when the run cannot begin.
 	fail := func(err error) (Summary, error) {
+		close(r.flowFailed)
 		r.shutdown(r.sources, flow)
 		_ = r.shutdownStore()
 		_ = r.bus.Close(ctx)
@@ -51,6 +52,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	if err := r.startGraph(ctx, flow); err != nil {
 		return fail(err)
 	}
+	close(r.flowReady)
 	if err := r.startGraph(ctx, r.sources); err != nil {
 		return fail(err)
 	}

@@ -94,6 +94,11 @@ type Runner struct {
 	inflight   batches // batches with the outputs, in order
 	jobs       jobBufs // the buffers of the outputs' shares
 	adminReady chan struct{}
+	// flowReady is closed once the stages and outputs have started: the
+	// bus may hand over a batch before (an event published as Run
+	// begins), and it waits.
+	flowReady  chan struct{}
+	flowFailed chan struct{} // closed when the run failed to start: batches waiting give up
 }
 
 // New assembles a runner from cfg: every component is created (plugins
@@ -101,7 +106,7 @@ type Runner struct {
 // found is returned at once, as config.Errors.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Runner, error) {
 	opts = opts.withDefaults()
-	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, adminReady: make(chan struct{})}
+	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, adminReady: make(chan struct{}), flowReady: make(chan struct{}), flowFailed: make(chan struct{})}
 	r.counters.init()
 	r.state.Store("starting")
 	r.metrics = newMetrics(r)
