@@ -66,3 +66,4 @@ func benchStage(b *testing.B, s pipeline.Stage, evs []pipeline.Event) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }
+

@@ -28,16 +28,19 @@ const (
 
 // Metrics are one plugin's counters.
 type Metrics struct {
-	Batches     atomic.Uint64
-	EventsIn    atomic.Uint64
-	EventsOut   atomic.Uint64 // kept after the plugin
-	Nanos       atomic.Uint64 // time spent in batches
-	FuelUsed    atomic.Uint64 // fuel units metered modules used
-	restarts    atomic.Uint64
-	logsDropped atomic.Uint64
-	mu          sync.Mutex
-	failures    map[string]uint64
-	custom      map[string]int64
+	Batches   atomic.Uint64
+	EventsIn  atomic.Uint64
+	EventsOut atomic.Uint64 // kept after the plugin
+	Nanos     atomic.Uint64 // time spent in batches
+	FuelUsed  atomic.Uint64 // fuel units metered modules used
+	// PassedThrough counts events the plugin got as the previous plugin's
+	// output, copied as it was instead of encoded again.
+	PassedThrough atomic.Uint64
+	restarts      atomic.Uint64
+	logsDropped   atomic.Uint64
+	mu            sync.Mutex
+	failures      map[string]uint64
+	custom        map[string]int64
 }
 
 func newMetrics() *Metrics {
@@ -67,9 +70,12 @@ func (m *Metrics) addCustom(name string, d int64) bool {
 // Snapshot is a copy of a plugin's counters.
 type Snapshot struct {
 	Batches, EventsIn, EventsOut, Restarts, LogsDropped, FuelUsed uint64
-	Time                                                          time.Duration
-	Failures                                                      map[string]uint64
-	Custom                                                        map[string]int64
+	// PassedThrough are events the plugin got as the previous plugin's
+	// output, not encoded again.
+	PassedThrough uint64
+	Time          time.Duration
+	Failures      map[string]uint64
+	Custom        map[string]int64
 }
 
 // Stats returns the plugin's counters.
@@ -77,7 +83,8 @@ func (p *Plugin) Stats() Snapshot {
 	m := p.metrics
 	s := Snapshot{Batches: m.Batches.Load(), EventsIn: m.EventsIn.Load(), EventsOut: m.EventsOut.Load(),
 		Restarts: m.restarts.Load(), LogsDropped: m.logsDropped.Load(), FuelUsed: m.FuelUsed.Load(), Time: time.Duration(m.Nanos.Load()),
-		Failures: map[string]uint64{}, Custom: map[string]int64{}}
+		PassedThrough: m.PassedThrough.Load(),
+		Failures:      map[string]uint64{}, Custom: map[string]int64{}}
 	m.mu.Lock()
 	for k, v := range m.failures {
 		s.Failures[k] = v
@@ -113,6 +120,24 @@ type Stage struct {
 	jsonBuf     []byte           // Extism input
 	kept        []int
 	dropped     []bool
+
+	// A transform's output, kept for the next plugin stage when it can
+	// take it as it is (pass-through: no decode and encode again).
+	prev     *Stage // the plugin stage right before this one, if any
+	lastOut  []byte // this stage's output for the current batch
+	lastN    int    // its records
+	lastABI  bool   // its records carry attributes (revision 2)
+	lastGood bool   // lastOut is this batch's, no event dropped or host field rewritten
+}
+
+// ChainAfter tells the stage which stage runs right before it (the
+// runner calls it). When that is a plugin transform whose output needs no
+// repair, this stage copies that output into its guest instead of
+// encoding the events again.
+func (s *Stage) ChainAfter(prev pipeline.Stage) {
+	if p, ok := prev.(*Stage); ok && p != s {
+		s.prev = p
+	}
 }
 
 // Stage returns the plugin as a pipeline stage.
@@ -124,6 +149,7 @@ func (p *Plugin) Stage() *Stage { return &Stage{Plugin: p, by: "plugin:" + p.spe
 func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastGood = false // set again only if this batch's output can be passed on
 	s.kept = s.kept[:0]
 	for i := range b.Events {
 		if b.Verdicts[i] == pipeline.Keep {
@@ -215,13 +241,26 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	in.arm(s.batchFuel(len(s.view)), s.spec.Timeout)
 	defer s.disarm(in)
 	attrs := s.Plugin.manifest.ABI >= 2
-	size := encodedSize(s.view, attrs)
+	// The previous plugin's output, as it is, when it is this batch's
+	// events unchanged since (no stage between, none dropped, no host
+	// field rewritten) in the revision this plugin reads.
+	var pass []byte
+	if p := s.prev; p != nil && p.lastGood && p.lastN == len(s.view) && p.lastABI == attrs {
+		pass = p.lastOut
+	}
+	size := len(pass)
+	if pass == nil {
+		size = encodedSize(s.view, attrs)
+	}
 	ptr, view, err := in.view(cctx, size)
 	if err != nil {
 		broken = true
 		return s.classify(cctx, in, err)
 	}
-	if err := encodeBatch(view, s.view, attrs); err != nil {
+	if pass != nil {
+		copy(view, pass)
+		s.metrics.PassedThrough.Add(uint64(len(s.view)))
+	} else if err := encodeBatch(view, s.view, attrs); err != nil {
 		return &failure{FailError, err}
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
@@ -284,14 +323,22 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 			broken = true
 			return &failure{FailBadOutput, err}
 		}
+		drops := 0
 		for k, i := range s.kept {
 			if s.dropped[k] {
 				b.Mark(i, pipeline.Drop, s.by, "dropped by plugin")
+				drops++
 				continue
 			}
 			if &b.Events[i] != &s.view[k] {
 				b.Events[i] = s.view[k]
 			}
+		}
+		if drops == 0 && rewrites == 0 {
+			// The next plugin stage may take this output as it is. A copy:
+			// out is the instance's memory, reused by its next call.
+			s.lastOut = append(s.lastOut[:0], out...)
+			s.lastN, s.lastABI, s.lastGood = n, s.Plugin.manifest.ABI >= 2, true
 		}
 	}
 	return nil

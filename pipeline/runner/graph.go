@@ -196,6 +196,13 @@ func (r *Runner) build(ctx context.Context, cfg *config.Config, withSources bool
 		r.shutdownGraph(g)
 		return nil, err
 	}
+	// A stage that can take its input as the previous stage left it (a
+	// wasm plugin after a wasm transform) is told which stage that is.
+	for i := 1; i < len(g.stages); i++ {
+		if c, ok := g.stages[i].comp.(interface{ ChainAfter(pipeline.Stage) }); ok {
+			c.ChainAfter(g.stages[i-1].comp.(pipeline.Stage))
+		}
+	}
 	return g, nil
 }
 
