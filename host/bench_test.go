@@ -66,4 +66,3 @@ func benchStage(b *testing.B, s pipeline.Stage, evs []pipeline.Event) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }
-
