@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -66,6 +67,45 @@ func (b *Batcher) Add(ctx context.Context, line []byte, pos Pos) {
 		return
 	}
 	b.evs, b.pos = append(b.evs, ev), append(b.pos, pos)
+}
+
+// AddParallel decodes lines (positions pos) on up to workers goroutines
+// and adds the events in order: a large input decodes on more than one
+// core. Refused lines are rejected as Add does.
+func (b *Batcher) AddParallel(ctx context.Context, lines [][]byte, pos []Pos, workers int) {
+	n := len(lines)
+	workers = max(1, min(workers, n/256)) // below 256 lines a part, a goroutine costs more than it saves
+	if workers == 1 {
+		for i := range lines {
+			b.Add(ctx, lines[i], pos[i])
+		}
+		return
+	}
+	parts := make([]Batcher, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		part := &parts[w]
+		part.name, part.p, part.opts = b.name, b.p, b.opts
+		part.evs = make([]pipeline.Event, 0, hi-lo)
+		part.pos = make([]Pos, 0, hi-lo)
+		decode := func() {
+			for i := lo; i < hi; i++ {
+				part.Add(ctx, lines[i], pos[i])
+			}
+		}
+		if w == workers-1 {
+			decode() // the last part on this goroutine
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); decode() }()
+	}
+	wg.Wait()
+	for w := range parts {
+		b.evs = append(b.evs, parts[w].evs...)
+		b.pos = append(b.pos, parts[w].pos...)
+	}
 }
 
 // AddEvent adds an event decoded elsewhere (binary records).

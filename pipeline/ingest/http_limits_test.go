@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +151,77 @@ func TestHTTPRepairsInvalidUTF8(t *testing.T) {
 	defer rec.mu.Unlock()
 	if status != 202 || len(rec.events) != 2 || rec.repaired != 1 || string(rec.events[0].Data) != "\"\uFFFD\"" {
 		t.Fatalf("status %d, %d events, %d repaired, data %q", status, len(rec.events), rec.repaired, rec.events[0].Data)
+	}
+}
+
+// A large regular file is decoded on several cores and published in
+// order; refused lines keep their line numbers.
+func TestLargeFileDecodedInParallelKeepsOrder(t *testing.T) {
+	var b strings.Builder
+	const n = 5000
+	for i := 1; i <= n; i++ {
+		if i%997 == 0 {
+			fmt.Fprintf(&b, "not json %d\n", i)
+			continue
+		}
+		fmt.Fprintf(&b, "{\"type\":\"a.b\",\"data\":{\"line\":%d}}\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "big.jsonl")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := ingest.NewFile(path, nil, 0).Run(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events) != n-n/997 || len(rec.rejected) != n/997 {
+		t.Fatalf("%d events, %d rejected", len(rec.events), len(rec.rejected))
+	}
+	next := 1
+	for _, ev := range rec.events {
+		if next%997 == 0 {
+			next++
+		}
+		if want := fmt.Sprintf(`{"line":%d}`, next); string(ev.Data) != want {
+			t.Fatalf("event out of order: %s, want %s", ev.Data, want)
+		}
+		next++
+	}
+	for _, r := range rec.rejected {
+		var line int
+		if _, err := fmt.Sscanf(r.Offset, "line %d", &line); err != nil || line%997 != 0 {
+			t.Errorf("rejection at %q", r.Offset)
+		}
+	}
+}
+
+// AddParallel gives what Add gives, in the same order.
+func TestAddParallelMatchesAdd(t *testing.T) {
+	var lines [][]byte
+	var pos []ingest.Pos
+	for i := range 2000 {
+		l := fmt.Sprintf(`{"type":"a.b","data":%d}`, i)
+		if i%301 == 0 {
+			l = "{bad"
+		}
+		lines, pos = append(lines, []byte(l)), append(pos, ingest.Pos{Line: i + 1})
+	}
+	seq, par := &recorder{}, &recorder{}
+	bs, bp := ingest.NewBatcher("t", seq, 0), ingest.NewBatcher("t", par, 0)
+	for i := range lines {
+		bs.Add(context.Background(), lines[i], pos[i])
+	}
+	bp.AddParallel(context.Background(), lines, pos, 4)
+	_ = bs.Flush(context.Background())
+	_ = bp.Flush(context.Background())
+	if len(seq.events) != len(par.events) || len(seq.rejected) != len(par.rejected) {
+		t.Fatalf("sequential %d/%d, parallel %d/%d", len(seq.events), len(seq.rejected), len(par.events), len(par.rejected))
+	}
+	for i := range seq.events {
+		if string(seq.events[i].Data) != string(par.events[i].Data) {
+			t.Fatalf("event %d: %s vs %s", i, seq.events[i].Data, par.events[i].Data)
+		}
 	}
 }

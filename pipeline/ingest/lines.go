@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -153,6 +154,19 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 		return err
 	}
 	var long []byte
+	// From a regular file, lines are gathered (copied: the reader's buffer
+	// is reused) and a full batch decoded on several cores.
+	var chunk []byte
+	var lines [][]byte
+	var pos []Pos
+	workers := runtime.GOMAXPROCS(0)
+	flushChunk := func() {
+		if len(lines) == 0 {
+			return
+		}
+		b.AddParallel(ctx, lines, pos, workers)
+		chunk, lines, pos = chunk[:0], lines[:0], pos[:0]
+	}
 	for lineNo := 1; ; lineNo++ {
 		if ctx.Err() != nil {
 			return nil
@@ -168,7 +182,20 @@ func (l *Lines) read(ctx context.Context, p pipeline.Publisher, rc io.Reader, re
 			}
 			line = long
 		}
-		b.Add(ctx, line, Pos{Line: lineNo})
+		if regular.Load() && workers > 1 {
+			if len(line) > 0 {
+				start := len(chunk)
+				chunk = append(chunk, line...)
+				lines = append(lines, chunk[start:len(chunk):len(chunk)])
+				pos = append(pos, Pos{Line: lineNo})
+			}
+			if len(lines) < batchLines && rerr == nil {
+				continue
+			}
+			flushChunk()
+		} else {
+			b.Add(ctx, line, Pos{Line: lineNo})
+		}
 		// Publish a full batch, or whatever was read once the reader
 		// would have to wait for more input.
 		if b.full() || rerr != nil || (r.Buffered() == 0 && !regular.Load()) {
