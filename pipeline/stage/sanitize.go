@@ -116,20 +116,10 @@ var secretRules = []struct {
 // redacted, longest first where one is a prefix of another.
 var kvWords = []string{"password", "passwd", "pwd", "secret", "token", "api_key", "api-key", "apikey"}
 
-// redactKV replaces the value after each kvWord (at a word start, followed
-// by optional spaces, '=' or ':', optional spaces) up to white space or one
-// of &,;"' with repl.
-func redactKV(str, repl string) string {
-	out, changed := redactKVInto(nil, str, repl)
-	if !changed {
-		return str
-	}
-	return string(out)
-}
-
-// redactKVInto appends str with the values of its key=value secrets
-// replaced to dst, and reports whether anything was; unchanged, dst is
-// returned as it was.
+// redactKVInto appends str to dst with the value after each kvWord (at a
+// word start, followed by optional spaces, '=' or ':', optional spaces) up
+// to white space or one of &,;"' replaced with repl, and reports whether
+// anything was; unchanged, dst is returned as it was.
 func redactKVInto(dst []byte, str, repl string) ([]byte, bool) {
 	start, changed := len(dst), false
 	last := 0
@@ -374,21 +364,12 @@ func (s *Sanitize) anyTrigger(lower []byte) bool {
 	return s.triggers == nil || containsAny(lower, s.triggers)
 }
 
-// cleanPaths shortens home directories to ~ and resolves . and .. in the
-// paths of str. A path is a run of characters that starts with '/', "~/"
-// or a drive ("C:\") after the start of the string or a delimiter, and
-// ends at white space or one of "'<>|;,()[]. Hand-written: the regexp
-// equivalent cost ~8µs per string.
-func cleanPaths(str string) string {
-	out, changed := cleanPathsInto(nil, str)
-	if !changed {
-		return str
-	}
-	return string(out)
-}
-
-// cleanPathsInto appends str with its paths cleaned to dst and reports
-// whether any changed; unchanged, dst is returned as it was.
+// cleanPathsInto appends str to dst with home directories shortened to ~
+// and . and .. resolved in its paths, and reports whether any changed;
+// unchanged, dst is returned as it was. A path is a run of characters that
+// starts with '/', "~/" or a drive ("C:\") after the start of the string
+// or a delimiter, and ends at white space or one of "'<>|;,()[].
+// Hand-written: the regexp equivalent cost ~8µs per string.
 func cleanPathsInto(dst []byte, str string) ([]byte, bool) {
 	start, changed := len(dst), false
 	last := 0
@@ -445,12 +426,9 @@ func isPathEnd(c byte) bool {
 	return false
 }
 
-// cleanPath rewrites one path token: "." and ".." resolved first, then a
-// home directory prefix shortened, so that cleaning twice changes nothing.
-func cleanPath(p string) string { return string(appendCleanPath(nil, p)) }
-
-// appendCleanPath appends cleanPath(p) to dst, allocating nothing when dst
-// has room.
+// appendCleanPath appends one path token cleaned to dst: "." and ".."
+// resolved first, then a home directory prefix shortened, so that
+// cleaning twice changes nothing. It allocates nothing when dst has room.
 func appendCleanPath(dst []byte, p string) []byte {
 	start := len(dst)
 	if len(p) > 1 && (p[0] == '/' || strings.HasPrefix(p, "~/")) && (strings.Contains(p, "/.") || strings.Contains(p, "//")) {

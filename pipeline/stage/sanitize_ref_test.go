@@ -6,6 +6,17 @@ import (
 	"testing"
 )
 
+// cleanPath and cleanPaths are the allocation-free rewriters as string
+// functions, for the comparison.
+func cleanPath(p string) string { return string(appendCleanPath(nil, p)) }
+
+func cleanPaths(str string) string {
+	if out, changed := cleanPathsInto(nil, str); changed {
+		return string(out)
+	}
+	return str
+}
+
 // The reference implementations the allocation-free ones replaced, kept
 // to hold them to the same results on fuzzed input.
 
