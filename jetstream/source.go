@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -242,7 +241,7 @@ func addMessage(ctx context.Context, b *ingest.Batcher, h nats.Header, data []by
 	where := "subject " + subject
 	if h.Get("ce-specversion") != "" {
 		// A CloudEvent in the NATS binding's binary mode.
-		ev, err := decodeCloudMessage(h, data, b.DecodeOptions())
+		ev, err := pipeline.DecodeCloudHeaders(h, data, b.DecodeOptions()) // the NATS binding's binary mode
 		if err != nil {
 			b.Reject(ctx, data, ingest.Pos{Where: where, Line: 1}, fmt.Errorf("CloudEvents binary mode: %w", err))
 			return
@@ -261,17 +260,4 @@ func addMessage(ctx context.Context, b *ingest.Batcher, h nats.Header, data []by
 	if err != nil {
 		b.Reject(ctx, data, ingest.Pos{Where: where, Line: len(evs) + 1}, err)
 	}
-}
-
-// decodeCloudMessage reads a CloudEvent in the NATS binding's binary mode:
-// every ce-* header an attribute, Content-Type the datacontenttype, the
-// payload the data.
-func decodeCloudMessage(h nats.Header, data []byte, opts pipeline.DecodeOptions) (pipeline.Event, error) {
-	attrs := make(map[string]string, 8)
-	for k, v := range h {
-		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") && len(v) > 0 {
-			attrs[strings.ToLower(k[3:])] = v[0]
-		}
-	}
-	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), data, opts)
 }

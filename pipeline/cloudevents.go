@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -319,7 +321,7 @@ func DecodeCloudBinary(attrs map[string]string, contentType string, body []byte,
 		return Event{}, &DecodeError{Reason: fmt.Sprintf("%d bytes is over the limit of %d", size, max), Err: ErrTooLarge}
 	}
 	var c cloudEvent
-	for _, name := range sortedKeys(attrs) {
+	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		if name == "data" || name == "data_base64" || name == "datacontenttype" {
 			return Event{}, &DecodeError{Field: name, Reason: "not an attribute of binary mode (the body is the data, Content-Type its type)"}
 		}
@@ -355,18 +357,23 @@ func DecodeCloudBinary(attrs map[string]string, contentType string, body []byte,
 	return c.finish()
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	// Few keys: insertion sort keeps the result deterministic.
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
+// DecodeCloudHeaders reads a CloudEvent in a binding's binary mode from
+// its headers (HTTP's and NATS's are both a map of canonical names to
+// values): every ce-* header is an attribute (the value as sent, as the
+// SDKs send it), Content-Type the datacontenttype, body the data.
+func DecodeCloudHeaders(h map[string][]string, body []byte, opts DecodeOptions) (Event, error) {
+	attrs := make(map[string]string, 8)
+	var ct string
+	for k, v := range h {
+		switch {
+		case len(v) == 0:
+		case len(k) > 3 && strings.EqualFold(k[:3], "ce-"):
+			attrs[strings.ToLower(k[3:])] = v[0]
+		case strings.EqualFold(k, "Content-Type"):
+			ct = v[0]
 		}
 	}
-	return keys
+	return DecodeCloudBinary(attrs, ct, body, opts)
 }
 
 // cloudSource is the source written for an event that has none.

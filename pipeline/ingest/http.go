@@ -211,7 +211,7 @@ func (h *HTTP) Handler(p pipeline.Publisher) http.Handler {
 		}
 		mode := cloudMode(r.Header)
 		if mode == cloudBinary {
-			ev, err := decodeBinaryMode(r.Header, body, decodeOptions(p, h.maxEvent))
+			ev, err := pipeline.DecodeCloudHeaders(r.Header, body, decodeOptions(p, h.maxEvent))
 			if err != nil {
 				p.Reject(r.Context(), pipeline.Rejected{Source: "http", Offset: "body", Raw: clip(body), Reason: "CloudEvents binary mode: " + err.Error(), Time: time.Now().UTC()})
 				writeJSON(w, http.StatusBadRequest, Response{Error: "CloudEvents binary mode: " + err.Error(), Rejected: []Rejection{{Index: 0, Reason: err.Error()}}})
@@ -326,19 +326,6 @@ func cloudMode(h http.Header) cloudModeKind {
 		return cloudBinary
 	}
 	return cloudNone
-}
-
-// decodeBinaryMode reads a binary-mode CloudEvent: every ce-* header is an
-// attribute (values as sent, as the SDKs send them), Content-Type is the
-// datacontenttype and the body the data.
-func decodeBinaryMode(h http.Header, body []byte, opts pipeline.DecodeOptions) (pipeline.Event, error) {
-	attrs := make(map[string]string, 8)
-	for k, v := range h {
-		if len(k) > 3 && strings.EqualFold(k[:3], "ce-") && len(v) > 0 {
-			attrs[strings.ToLower(k[3:])] = v[0]
-		}
-	}
-	return pipeline.DecodeCloudBinary(attrs, h.Get("Content-Type"), body, opts)
 }
 
 var errBuffered = errors.New("ingest holds max_buffered_bytes of request bodies already: send again later")
