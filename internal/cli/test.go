@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	stdio "io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -216,7 +218,7 @@ func runTestCase(ctx context.Context, reg *component.Registry, pipe string, env 
 	}
 	r, err := runner.New(ctx, cfg, runner.Options{Registry: reg, Getenv: env, SkipConfigSources: true,
 		Sources: []pipeline.Source{&testSource{lines}}, Outputs: outs,
-		Logger: newLogger(discard{}, "error", "text")})
+		Logger: newLogger(stdio.Discard, "error", "text")})
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +226,7 @@ func runTestCase(ctx context.Context, reg *component.Registry, pipe string, env 
 		return nil, err
 	}
 	var problems []string
-	for _, name := range sortedKeys(tc.Expect) {
+	for _, name := range slices.Sorted(maps.Keys(tc.Expect)) {
 		var got []map[string]any
 		if name == "dead_letter" {
 			raw, _ := os.ReadFile(cfg.DeadLetter.Path)
@@ -280,7 +282,7 @@ func subset(want, got any, at string) []string {
 			return []string{fmt.Sprintf("  %s: want an object, got %v", orTop(at), got)}
 		}
 		var out []string
-		for _, k := range sortedKeys(wm) {
+		for _, k := range slices.Sorted(maps.Keys(wm)) {
 			gv, present := gm[k]
 			if !present {
 				if wm[k] == nil {
@@ -340,16 +342,3 @@ func jsonable(v any) any {
 	}
 	return v
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
