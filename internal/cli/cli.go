@@ -350,7 +350,7 @@ func watchStop(io IO, log *slog.Logger, drain time.Duration, sigs <-chan os.Sign
 
 func cmdRun(ctx context.Context, io IO, args []string) int {
 	fs := newFlags(io, "run", "run [-c] pipeline.yaml [--input FILE|-]...",
-		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output\n(a second signal, or --drain-timeout plus 5s, exits at once with status 1);\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.")
+		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output\n(a second signal, or --drain-timeout plus 5s, exits at once with status 1);\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.\nThe admin API (health, metrics, tail) is served on 127.0.0.1:8080 unless admin.listen says\notherwise (off turns it off); enabling and disabling events needs the token it writes to\n.eventpipe/admin.token next to the pipeline file.")
 	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
 	var inputs stringList
 	fs.Var(&inputs, "input", "add a JSON-lines input: a file, or - for stdin (repeatable)")
