@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/eventpipe/eventpipe/host"
 	"github.com/eventpipe/eventpipe/jetstream"
@@ -95,92 +97,6 @@ const DefaultAdmin = "127.0.0.1:8080"
 func OS() IO {
 	return IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.LookupEnv}
 }
-
-type command struct {
-	name, usage, summary string
-	run                  func(ctx context.Context, io IO, args []string) int
-}
-
-func commands() []command {
-	return []command{
-		{"run", "run -c pipeline.yaml [--input FILE|-]...", "run a pipeline until stopped, or until its finite inputs end", cmdRun},
-		{"validate", "validate -c pipeline.yaml", "check a pipeline file and report every error with file:line:col", cmdValidate},
-		{"test", "test [FILE_test.yaml | DIR]...", "run config unit tests: input events and what each output must receive", cmdTest},
-		{"schema", "schema", "print the JSON Schema of pipeline.yaml, for editors", cmdSchema},
-		{"emit", "emit [--to URL] TYPE [JSON]", "send one event to a running instance (admin or http ingest)", cmdEmit},
-		{"tail", "tail [--from URL] [PATTERN]", "print events passing a running instance, live", cmdTail},
-		{"migrate", "migrate [-o pipeline.yaml] llmspell.toml", "turn an rs-llmspell [events] section into a pipeline.yaml", cmdMigrate},
-		{"dlq", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]", "send dead-lettered events back through the pipeline", cmdDLQ},
-		{"replay", "replay -c pipeline.yaml [--stdout] [filters] [FILE]", "send stored events (or a JSON-lines file) through a pipeline or to stdout", cmdReplay},
-		{"trace", "trace [-c pipeline.yaml] [--tree] CORRELATION_ID", "print one correlation's events in causal order", cmdTrace},
-		{"bench", "bench [-n EVENTS] [--rate N]", "measure throughput and latency of a native pipeline, with a progress bar", cmdBench},
-		{"version", "version", "print the version", cmdVersion},
-	}
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "eventpipe: an event bus and pipeline with sandboxed wasm plugins\n\nUsage:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  eventpipe %-52s %s\n", c.usage, c.summary)
-	}
-	fmt.Fprintf(w, "\nRun 'eventpipe COMMAND --help' for a command's flags.\n")
-	fmt.Fprintf(w, "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.\n")
-}
-
-// Main runs the command line args (without the program name) and returns
-// the exit code.
-func Main(args []string, io IO) int {
-	if io.Env == nil {
-		io.Env = func(string) (string, bool) { return "", false }
-	}
-	if len(args) == 0 {
-		usage(io.Stderr)
-		return ExitUsage
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		usage(io.Stdout)
-		return ExitOK
-	case "-v", "--version":
-		return cmdVersion(context.Background(), io, nil)
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(context.Background(), io, args[1:])
-		}
-	}
-	fmt.Fprintf(io.Stderr, "eventpipe: unknown command %q\n\n", args[0])
-	usage(io.Stderr)
-	return ExitUsage
-}
-
-// newFlags makes a flag set whose errors and help go to stderr/stdout.
-func newFlags(io IO, name, use, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: eventpipe %s\n\n%s\n\nFlags:\n", use, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses flags; it returns an exit code and false when the command
-// should stop (help asked, or bad flags).
-func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK, false
-		}
-		return ExitUsage, false
-	}
-	return 0, true
-}
-
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
@@ -274,46 +190,77 @@ func printEnvVars(w io.Writer) {
 	}
 }
 
-func cmdSchema(_ context.Context, io IO, args []string) int {
-	fs := newFlags(io, "schema", "schema", "Print the JSON Schema (draft 2020-12) of pipeline.yaml, generated from the configuration\nof every component this binary has (docs/pipeline.schema.json is its output). Point an\neditor at it to complete and check keys, e.g. with the YAML language server:\n  # yaml-language-server: $schema=docs/pipeline.schema.json")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func schemaVerb() verb {
+	return verb{
+		use:   "schema",
+		short: "print the JSON Schema of pipeline.yaml, for editors",
+		long: "Print the JSON Schema (draft 2020-12) of pipeline.yaml, generated from the configuration\n" +
+			"of every component this binary has (docs/pipeline.schema.json is its output). Point an\n" +
+			"editor at it to complete and check keys, e.g. with the YAML language server:\n" +
+			"  # yaml-language-server: $schema=docs/pipeline.schema.json",
+		example: "  eventpipe schema > pipeline.schema.json",
+		args:    cobra.NoArgs,
+		flags: func(io IO, _ *pflag.FlagSet) func(context.Context, []string) int {
+			return func(context.Context, []string) int {
+				b, err := json.MarshalIndent(config.Schema(registry(io), runner.QueueConfig{}, export.RetryConfig{}), "", "  ")
+				if err != nil {
+					fmt.Fprintln(io.Stderr, "eventpipe schema:", err)
+					return ExitRuntime
+				}
+				fmt.Fprintln(io.Stdout, string(b))
+				return ExitOK
+			}
+		},
 	}
-	b, err := json.MarshalIndent(config.Schema(registry(io), runner.QueueConfig{}, export.RetryConfig{}), "", "  ")
-	if err != nil {
-		fmt.Fprintln(io.Stderr, "eventpipe schema:", err)
-		return ExitRuntime
-	}
-	fmt.Fprintln(io.Stdout, string(b))
-	return ExitOK
 }
 
-func cmdVersion(_ context.Context, io IO, _ []string) int {
+// versionLine is what `eventpipe version` prints.
+func versionLine() string {
 	commit, date := buildInfo()
-	fmt.Fprintf(io.Stdout, "eventpipe %s (commit %s, built %s, %s, %s/%s)\n", Version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return ExitOK
+	return fmt.Sprintf("eventpipe %s (commit %s, built %s, %s, %s/%s)", Version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func cmdValidate(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "validate", "validate [-c] pipeline.yaml", "Check a pipeline file as run would, short of starting it: YAML, keys, types, patterns,\nroutes, outputs, input files, addresses, and every plugin loaded and initialised with its\nconfiguration. Every error is reported at once as file:line:col: message.\nEnvironment overrides apply.")
-	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
-	usage := fs.Usage
-	fs.Usage = func() {
-		usage()
-		printEnvVars(fs.Output())
+func versionVerb() verb {
+	return verb{
+		use: "version", short: "print the version, commit and build date", args: cobra.NoArgs,
+		example: "  eventpipe version\n  eventpipe --version",
+		flags: func(io IO, _ *pflag.FlagSet) func(context.Context, []string) int {
+			return func(context.Context, []string) int {
+				fmt.Fprintln(io.Stdout, versionLine())
+				return ExitOK
+			}
+		},
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
+}
+
+func validateVerb() verb {
+	return verb{
+		use:   "validate [-c pipeline.yaml | pipeline.yaml]",
+		short: "check a pipeline file and report every error with file:line:col",
+		long: "Check a pipeline file as run would, short of starting it: YAML, keys, types, patterns,\n" +
+			"routes, outputs, input files, addresses, and every plugin loaded and initialised with its\n" +
+			"configuration. Every error is reported at once as file:line:col: message.\n" +
+			"Environment overrides apply.\n" + envVarsHelp(),
+		example: "  eventpipe validate                 # ./pipeline.yaml\n" +
+			"  eventpipe validate -c examples/audit-trail/pipeline.yaml\n" +
+			"  eventpipe validate pipeline.yaml && eventpipe run pipeline.yaml",
+		args:     rangeArgs(0, 1, "at most one pipeline file"),
+		complete: []string{"yaml", "yml"},
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			cpath := configFlag(fs, "", "")
+			return func(ctx context.Context, args []string) int {
+				path, ok := configPath(io, "validate", *cpath, args)
+				if !ok {
+					return ExitUsage
+				}
+				if loadConfig(ctx, io, registry(io), path, true) == nil {
+					return ExitUsage
+				}
+				fmt.Fprintf(io.Stdout, "%s: ok\n", path)
+				return ExitOK
+			}
+		},
 	}
-	path, ok := configPath(io, "validate", *cpath, fs.Args())
-	if !ok {
-		return ExitUsage
-	}
-	if loadConfig(ctx, io, registry(io), path, true) == nil {
-		return ExitUsage
-	}
-	fmt.Fprintf(io.Stdout, "%s: ok\n", path)
-	return ExitOK
 }
 
 // stopGrace is how long past the drain timeout a stop may take before
@@ -348,22 +295,37 @@ func watchStop(io IO, log *slog.Logger, drain time.Duration, sigs <-chan os.Sign
 	}()
 }
 
-func cmdRun(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "run", "run [-c] pipeline.yaml [--input FILE|-]...",
-		"Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output\n(a second signal, or --drain-timeout plus 5s, exits at once with status 1);\nSIGHUP reloads the file (a bad file is refused and the old one kept).\nWhen every input is finite (files, stdin) the run ends by itself after draining.\nThe admin API (health, metrics, tail) is served on 127.0.0.1:8080 unless admin.listen says\notherwise (off turns it off); enabling and disabling events needs the token it writes to\n.eventpipe/admin.token next to the pipeline file.")
-	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
-	var inputs stringList
-	fs.Var(&inputs, "input", "add a JSON-lines input: a file, or - for stdin (repeatable)")
-	drain := fs.Duration("drain-timeout", 0, "bound on the flush at shutdown (default 30s)")
-	usage := fs.Usage
-	fs.Usage = func() {
-		usage()
-		printEnvVars(fs.Output())
+func runVerb() verb {
+	return verb{
+		use:   "run [-c pipeline.yaml | pipeline.yaml] [--input FILE|-]...",
+		short: "run a pipeline until stopped, or until its finite inputs end",
+		long: "Run a pipeline. SIGINT/SIGTERM stop ingest, drain the buffer and flush every output\n" +
+			"(a second signal, or --drain-timeout plus 5s, exits at once with status 1);\n" +
+			"SIGHUP reloads the file (a bad file is refused and the old one kept).\n" +
+			"When every input is finite (files, stdin) the run ends by itself after draining.\n" +
+			"The admin API (health, metrics, tail) is served on 127.0.0.1:8080 unless admin.listen says\n" +
+			"otherwise (off turns it off); enabling and disabling events needs the token it writes to\n" +
+			".eventpipe/admin.token next to the pipeline file.\n" + envVarsHelp(),
+		example: "  eventpipe run                                        # ./pipeline.yaml\n" +
+			"  eventpipe run -c pipeline.yaml --input testdata/events.jsonl\n" +
+			"  tail -F agent.log | eventpipe run pipeline.yaml --input -\n" +
+			"  LLMSPELL_EVENTS_BUFFER_SIZE=50000 eventpipe run --drain-timeout 1m",
+		args:     rangeArgs(0, 1, "at most one pipeline file"),
+		complete: []string{"yaml", "yml"},
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			cpath := configFlag(fs, "", "")
+			inputs := fs.StringArrayP("input", "i", nil, "add a JSON-lines input: a file, or - for stdin (repeatable)")
+			drain := fs.Duration("drain-timeout", 0, "bound on the flush at shutdown (default 30s)")
+			_ = fs.SetAnnotation("input", cobra.BashCompFilenameExt, []string{})
+			return func(ctx context.Context, args []string) int {
+				return runPipeline(ctx, io, *cpath, args, *inputs, *drain)
+			}
+		},
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	path, ok := configPath(io, "run", *cpath, fs.Args())
+}
+
+func runPipeline(ctx context.Context, io IO, cpath string, args, inputs []string, drain time.Duration) int {
+	path, ok := configPath(io, "run", cpath, args)
 	if !ok {
 		return ExitUsage
 	}
@@ -375,7 +337,7 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 	log := newLogger(io.Stderr, cfg.Log.Level, cfg.Log.Format)
 	r, err := runner.New(ctx, cfg, runner.Options{
 		Registry: reg, Stdin: io.Stdin, Stdout: io.Stdout, Logger: log, Getenv: io.Env,
-		Inputs: inputs, DrainTimeout: *drain, DefaultAdmin: DefaultAdmin,
+		Inputs: inputs, DrainTimeout: drain, DefaultAdmin: DefaultAdmin,
 	})
 	if err != nil {
 		fmt.Fprintln(io.Stderr, err)
@@ -407,7 +369,7 @@ func cmdRun(ctx context.Context, io IO, args []string) int {
 				}
 				log.Info("stopping: draining the buffer and flushing outputs", "signal", s.String())
 				cancel()
-				watchStop(io, log, *drain, sigs, runDone)
+				watchStop(io, log, drain, sigs, runDone)
 				return
 			}
 		}

@@ -96,14 +96,21 @@ func TestUsageAndExitCodes(t *testing.T) {
 	if r := run(t, nil, "", "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
 		t.Errorf("unknown: %+v", r)
 	}
-	for _, verb := range []string{"run", "validate", "emit", "tail", "migrate", "bench", "dlq"} {
+	// Every verb's help has its usage line and examples, on stdout.
+	for _, verb := range []string{"run", "validate", "test", "schema", "emit", "tail", "migrate", "dlq", "replay", "trace", "bench", "version"} {
 		r := run(t, nil, "", verb, "--help")
-		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "Usage: eventpipe "+verb) {
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:\n  eventpipe "+verb) || !strings.Contains(r.stdout, "Examples:\n  eventpipe ") {
 			t.Errorf("%s --help: %+v", verb, r)
 		}
 	}
-	if r := run(t, nil, "", "run", "--help"); !strings.Contains(r.stderr, "LLMSPELL_EVENTS_") || !strings.Contains(r.stderr, "EXPORT_WEBHOOK") {
-		t.Errorf("run --help does not list the environment overrides:\n%s", r.stderr)
+	if r := run(t, nil, "", "dlq", "replay", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Examples:\n  eventpipe dlq replay") {
+		t.Errorf("dlq replay --help: %+v", r)
+	}
+	if r := run(t, nil, "", "dlq"); r.code != 2 || !strings.Contains(r.stderr, "eventpipe dlq replay") {
+		t.Errorf("dlq without a verb: %+v", r)
+	}
+	if r := run(t, nil, "", "run", "--help"); !strings.Contains(r.stdout, "LLMSPELL_EVENTS_") || !strings.Contains(r.stdout, "EXPORT_WEBHOOK") {
+		t.Errorf("run --help does not list the environment overrides:\n%s", r.stdout)
 	}
 	if r := run(t, nil, "", "run", "--bogus"); r.code != 2 {
 		t.Errorf("bad flag: %d", r.code)

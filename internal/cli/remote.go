@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,48 +17,96 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/eventpipe/eventpipe/pipeline"
 	"github.com/eventpipe/eventpipe/pipeline/config"
 	"github.com/eventpipe/eventpipe/pipeline/export"
 	"github.com/eventpipe/eventpipe/pipeline/runner"
 )
 
-func defaultAdmin(io IO) string {
-	if v, ok := io.Env("EVENTPIPE_ADMIN_URL"); ok && v != "" {
-		return v
+// adminURL is the admin server emit and tail talk to: --to/--from, else
+// the admin.listen of the pipeline -c names, else $EVENTPIPE_ADMIN_URL,
+// else where run serves it by default.
+func adminURL(io IO, flagURL, cpath string) (string, error) {
+	if flagURL != "" {
+		return flagURL, nil
 	}
-	return "http://127.0.0.1:9090"
+	if cpath != "" {
+		cfg, err := config.Load(cpath, io.Env)
+		if err != nil {
+			return "", err
+		}
+		listen := cfg.Admin.Listen
+		switch listen {
+		case "":
+			listen = DefaultAdmin
+		case "off":
+			return "", fmt.Errorf("%s: admin.listen is off: the pipeline serves no admin API", cpath)
+		}
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return "", fmt.Errorf("%s: admin.listen: %w", cpath, err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1" // a wildcard listener answers on loopback
+		}
+		return "http://" + net.JoinHostPort(host, port), nil
+	}
+	if v, ok := io.Env("EVENTPIPE_ADMIN_URL"); ok && v != "" {
+		return v, nil
+	}
+	return "http://" + DefaultAdmin, nil
 }
 
-func cmdEmit(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "emit", "emit [--to URL] TYPE [JSON]",
-		"Send one event to a running instance: its admin server (POST /events) or an http ingest.\nJSON is the event's data. The default URL comes from EVENTPIPE_ADMIN_URL or is http://127.0.0.1:9090.")
-	to := fs.String("to", defaultAdmin(io), "base URL of the admin server, or a full ingest URL ending in the ingest path")
-	source := fs.String("source", "eventpipe-cli", "the event's source")
-	corr := fs.String("correlation", "", "correlation id")
-	if code, ok := parse(fs, args); !ok {
-		return code
+const adminURLHelp = "The admin server is --to/--from, else the admin.listen of the pipeline -c names,\n" +
+	"else $EVENTPIPE_ADMIN_URL, else http://" + DefaultAdmin + " (where run serves it by default)."
+
+func emitVerb() verb {
+	return verb{
+		use:   "emit [--to URL | -c pipeline.yaml] TYPE [JSON]",
+		short: "send one event to a running instance (admin or http ingest)",
+		long: "Send one event to a running instance: its admin server (POST /events) or an http ingest.\n" +
+			"JSON is the event's data. " + adminURLHelp,
+		example: "  eventpipe emit agent.completed '{\"agent\":\"a1\",\"ok\":true}'\n" +
+			"  eventpipe emit -c pipeline.yaml --correlation run-42 tool.failed '{\"tool\":\"grep\"}'\n" +
+			"  eventpipe emit --to http://127.0.0.1:8088/ingest app.started",
+		args: rangeArgs(1, 2, "TYPE and optional JSON data"),
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			to := fs.String("to", "", "base URL of the admin server, or a full ingest URL ending in the ingest path")
+			cpath := configFlag(fs, "", "pipeline file whose admin.listen is the server to send to")
+			source := fs.String("source", "eventpipe-cli", "the event's source")
+			corr := fs.String("correlation", "", "correlation id")
+			return func(ctx context.Context, args []string) int {
+				return emit(ctx, io, *to, *cpath, *source, *corr, args)
+			}
+		},
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
+}
+
+func emit(ctx context.Context, io IO, to, cpath, source, corr string, args []string) int {
+	base, err := adminURL(io, to, cpath)
+	if err != nil {
+		fmt.Fprintf(io.Stderr, "eventpipe emit: %v\n", err)
 		return ExitUsage
 	}
-	typ := fs.Arg(0)
+	typ := args[0]
 	if !pipeline.ValidType(typ) {
 		fmt.Fprintf(io.Stderr, "eventpipe emit: %q is not a dotted event type (e.g. agent.completed)\n", typ)
 		return ExitUsage
 	}
-	ev := pipeline.Event{Type: typ, Source: *source, CorrelationID: *corr, Time: time.Now().UTC()}
-	if fs.NArg() == 2 {
-		if !json.Valid([]byte(fs.Arg(1))) {
-			fmt.Fprintf(io.Stderr, "eventpipe emit: data is not valid JSON: %s\n", fs.Arg(1))
+	ev := pipeline.Event{Type: typ, Source: source, CorrelationID: corr, Time: time.Now().UTC()}
+	if len(args) == 2 {
+		if !json.Valid([]byte(args[1])) {
+			fmt.Fprintf(io.Stderr, "eventpipe emit: data is not valid JSON: %s\n", args[1])
 			return ExitUsage
 		}
-		ev.Data = json.RawMessage(fs.Arg(1))
+		ev.Data = json.RawMessage(args[1])
 	}
-	target := strings.TrimRight(*to, "/")
+	target := strings.TrimRight(base, "/")
 	if u, err := url.Parse(target); err != nil || u.Host == "" {
-		fmt.Fprintf(io.Stderr, "eventpipe emit: --to: not a URL: %q\n", *to)
+		fmt.Fprintf(io.Stderr, "eventpipe emit: not a URL: %q\n", base)
 		return ExitUsage
 	} else if u.Path == "" {
 		target += "/events"
@@ -83,19 +132,33 @@ func cmdEmit(ctx context.Context, io IO, args []string) int {
 
 func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(io.LimitReader(r, 1<<20)) }
 
-func cmdTail(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "tail", "tail [--from URL] [PATTERN]",
-		"Print, as JSON lines, the events passing a running instance's stages (after\nsanitizing), live, until interrupted. PATTERN is a type pattern (default *).")
-	from := fs.String("from", defaultAdmin(io), "base URL of the admin server")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func tailVerb() verb {
+	return verb{
+		use:   "tail [--from URL | -c pipeline.yaml] [PATTERN]",
+		short: "print events passing a running instance, live",
+		long: "Print, as JSON lines, the events passing a running instance's stages (after\n" +
+			"sanitizing), live, until interrupted. PATTERN is a type pattern (default *).\n" + adminURLHelp,
+		example: "  eventpipe tail\n  eventpipe tail 'tool.**'\n  eventpipe tail -c pipeline.yaml '*.failed' | jq .data",
+		args:    rangeArgs(0, 1, "at most one PATTERN"),
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			from := fs.String("from", "", "base URL of the admin server")
+			cpath := configFlag(fs, "", "pipeline file whose admin.listen is the server to tail")
+			return func(ctx context.Context, args []string) int {
+				return tail(ctx, io, *from, *cpath, args)
+			}
+		},
+	}
+}
+
+func tail(ctx context.Context, io IO, from, cpath string, args []string) int {
+	base, err := adminURL(io, from, cpath)
+	if err != nil {
+		fmt.Fprintf(io.Stderr, "eventpipe tail: %v\n", err)
+		return ExitUsage
 	}
 	pattern := "*"
-	if fs.NArg() == 1 {
-		pattern = fs.Arg(0)
-	} else if fs.NArg() > 1 {
-		fs.Usage()
-		return ExitUsage
+	if len(args) == 1 {
+		pattern = args[0]
 	}
 	if _, err := pipeline.CompilePattern(pattern); err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe tail: %v\n", err)
@@ -117,7 +180,7 @@ func cmdTail(ctx context.Context, io IO, args []string) int {
 		case <-ctx.Done():
 		}
 	}()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*from, "/")+"/tail?pattern="+url.QueryEscape(pattern), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/tail?pattern="+url.QueryEscape(pattern), nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe tail: %v\n", err)
@@ -137,67 +200,101 @@ func cmdTail(ctx context.Context, io IO, args []string) int {
 	return ExitOK
 }
 
-func cmdMigrate(_ context.Context, io IO, args []string) int {
-	fs := newFlags(io, "migrate", "migrate [-o pipeline.yaml] llmspell.toml",
-		"Turn the [events] section of an rs-llmspell configuration into an equivalent pipeline.yaml\n(written to standard output unless -o is given).")
-	out := fs.String("o", "", "write the pipeline here instead of standard output")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func migrateVerb() verb {
+	return verb{
+		use:   "migrate [-o pipeline.yaml] [-c] llmspell.toml",
+		short: "turn an rs-llmspell [events] section into a pipeline.yaml",
+		long: "Turn the [events] section of an rs-llmspell configuration into an equivalent pipeline.yaml\n" +
+			"(written to standard output unless -o is given). Every key is mapped or reported: what the\n" +
+			"original defaulted (events off, no stdout) and what changed meaning are notes on standard error.",
+		example: "  eventpipe migrate llmspell.toml\n  eventpipe migrate -c llmspell.toml -o pipeline.yaml && eventpipe validate",
+		args:     rangeArgs(0, 1, "one llmspell.toml"),
+		complete: []string{"toml"},
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			out := fs.StringP("output", "o", "", "write the pipeline here instead of standard output")
+			cpath := configFlag(fs, "", "the rs-llmspell configuration (a positional FILE works too)")
+			_ = fs.SetAnnotation("config", cobra.BashCompFilenameExt, []string{"toml"})
+			return func(_ context.Context, args []string) int {
+				if len(args) == 0 && *cpath == "" {
+					fmt.Fprintln(io.Stderr, "eventpipe migrate: name the rs-llmspell configuration (llmspell.toml)")
+					return ExitUsage
+				}
+				in, ok := configPath(io, "migrate", *cpath, args)
+				if !ok {
+					return ExitUsage
+				}
+				return migrate(io, in, *out)
+			}
+		},
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	src, err := os.ReadFile(fs.Arg(0))
+}
+
+func migrate(io IO, in, out string) int {
+	src, err := os.ReadFile(in)
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe migrate: %v\n", err)
 		return ExitUsage
 	}
 	y, notes, err := config.Migrate(src)
 	if err != nil {
-		fmt.Fprintf(io.Stderr, "eventpipe migrate: %s: %v\n", fs.Arg(0), err)
+		fmt.Fprintf(io.Stderr, "eventpipe migrate: %s: %v\n", in, err)
 		return ExitUsage
 	}
 	for _, n := range notes {
 		fmt.Fprintf(io.Stderr, "eventpipe migrate: note: %s\n", n)
 	}
-	if *out == "" {
+	if out == "" {
 		_, _ = io.Stdout.Write(y)
 		return ExitOK
 	}
-	if err := os.WriteFile(*out, y, 0o644); err != nil {
+	if err := os.WriteFile(out, y, 0o644); err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe migrate: %v\n", err)
 		return ExitRuntime
 	}
-	fmt.Fprintf(io.Stdout, "wrote %s\n", *out)
+	fmt.Fprintf(io.Stdout, "wrote %s\n", out)
 	return ExitOK
 }
 
-func cmdDLQ(ctx context.Context, io IO, args []string) int {
-	if len(args) == 0 || args[0] != "replay" {
-		fmt.Fprintln(io.Stderr, "Usage: eventpipe dlq replay -c pipeline.yaml [--file deadletter.jsonl]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return ExitOK
-		}
-		return ExitUsage
+func dlqVerb() verb {
+	return verb{
+		use: "dlq", short: "work with the dead-letter file", args: cobra.NoArgs,
+		long:    "Work with the dead-letter file: what was refused or failed, each record with its reason.",
+		example: "  eventpipe dlq replay -c pipeline.yaml",
+		sub: []verb{{
+			use:   "replay [-c pipeline.yaml | pipeline.yaml] [--file deadletter.jsonl]",
+			short: "send dead-lettered events back through the pipeline",
+			long: "Send dead-lettered events back through the pipeline's stages and outputs (not its ingest).\n" +
+				"The file is first moved to FILE.replayed-TIMESTAMP (never over another archive); what fails again is\n" +
+				"dead-lettered anew. It refuses while a running pipeline writes the file, does nothing when the file is\n" +
+				"empty, and puts the records back when the replay cannot start. Raw input that never was an event is\n" +
+				"decoded again and dead-lettered again if it still is not; the pipeline's max_event_size applies.",
+			example: "  eventpipe dlq replay                     # ./pipeline.yaml and its dead_letter.path\n" +
+				"  eventpipe dlq replay -c pipeline.yaml --file out/deadletter.jsonl.replayed-20260101T000000Z",
+			args:     rangeArgs(0, 1, "at most one pipeline file"),
+			complete: []string{"yaml", "yml"},
+			flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+				cpath := configFlag(fs, "", "")
+				file := fs.String("file", "", "dead-letter file (default: the pipeline's dead_letter.path)")
+				_ = fs.SetAnnotation("file", cobra.BashCompFilenameExt, []string{})
+				return func(ctx context.Context, args []string) int {
+					path, ok := configPath(io, "dlq replay", *cpath, args)
+					if !ok {
+						return ExitUsage
+					}
+					return dlqReplay(ctx, io, path, *file)
+				}
+			},
+		}},
 	}
-	fs := newFlags(io, "dlq replay", "dlq replay -c pipeline.yaml [--file deadletter.jsonl]",
-		"Send dead-lettered events back through the pipeline's stages and outputs (not its ingest).\nThe file is first moved to FILE.replayed-TIMESTAMP (never over another archive); what fails again is\ndead-lettered anew. It refuses while a running pipeline writes the file, does nothing when the file is\nempty, and puts the records back when the replay cannot start. Raw input that never was an event is\ndecoded again and dead-lettered again if it still is not; the pipeline's max_event_size applies.")
-	cpath := fs.String("c", "", "pipeline file (default pipeline.yaml; a positional FILE works too)")
-	file := fs.String("file", "", "dead-letter file (default: the pipeline's dead_letter.path)")
-	if code, ok := parse(fs, args[1:]); !ok {
-		return code
-	}
-	path, ok := configPath(io, "dlq replay", *cpath, fs.Args())
-	if !ok {
-		return ExitUsage
-	}
+}
+
+func dlqReplay(ctx context.Context, io IO, path, file string) int {
 	reg := registry(io)
 	cfg := loadConfig(ctx, io, reg, path, false)
 	if cfg == nil {
 		return ExitUsage
 	}
-	src := *file
+	src := file
 	if src == "" {
 		src = cfg.Resolve(cfg.DeadLetter.Path)
 	}

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/eventpipe/eventpipe/jetstream"
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -78,7 +79,7 @@ func (s *eventSource) read(ctx context.Context, fn func(pipeline.Event) error) e
 		return err
 	}
 	var bar *progressbar.ProgressBar
-	if f, ok := s.stderr.(*os.File); ok && s.progress && term.IsTerminal(int(f.Fd())) {
+	if f, ok := terminal(s.stderr); ok && s.progress {
 		if n, err := rd.Pending(ctx); err == nil && n > 1000 {
 			bar = progressbar.NewOptions64(int64(n), progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("replay"),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
@@ -151,7 +152,7 @@ func decodeRecord(b []byte) (ev pipeline.Event, ok bool, err error) {
 type queryFlags struct {
 	since, until   string
 	fromSeq, toSeq uint64
-	types          stringList
+	types          []string
 	correlation    string
 }
 
@@ -178,23 +179,39 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
-func cmdReplay(ctx context.Context, io IO, args []string) int {
-	use := "replay -c pipeline.yaml [--through other.yaml | --stdout] [--since T] [--until T] [--from-seq N] [--to-seq N] [--type PATTERN]... [--correlation ID] [FILE.jsonl]"
-	fs := newFlags(io, "replay", use,
-		"Read stored events (the persist section's stream, or a JSON-lines file: an export or a dead-letter file)\nand send them through a pipeline's stages and outputs — this one, or --through another — or to stdout.\nReplayed events keep their ids and times and carry the tag \"replayed\"; they are not stored again.\nT is RFC 3339 or a duration back from now (2h).")
-	cpath := fs.String("c", "pipeline.yaml", "pipeline file whose persist section names the stream")
-	through := fs.String("through", "", "send the events through this pipeline instead (e.g. one with a new filter plugin)")
-	stdout := fs.Bool("stdout", false, "print the events as JSON lines instead of running a pipeline")
-	var q queryFlags
-	fs.StringVar(&q.since, "since", "", "events stored at or after T")
-	fs.StringVar(&q.until, "until", "", "events stored up to T")
-	fs.Uint64Var(&q.fromSeq, "from-seq", 0, "from this stream sequence")
-	fs.Uint64Var(&q.toSeq, "to-seq", 0, "up to this stream sequence")
-	fs.Var(&q.types, "type", "type pattern (repeatable)")
-	fs.StringVar(&q.correlation, "correlation", "", "only this correlation id")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func replayVerb() verb {
+	return verb{
+		use:   "replay [-c pipeline.yaml] [--through other.yaml | --stdout] [filters] [FILE.jsonl]",
+		short: "send stored events (or a JSON-lines file) through a pipeline or to stdout",
+		long: "Read stored events (the persist section's stream, or a JSON-lines file: an export or a dead-letter file)\n" +
+			"and send them through a pipeline's stages and outputs — this one, or --through another — or to stdout.\n" +
+			"Replayed events keep their ids and times and carry the tag \"replayed\"; they are not stored again.\n" +
+			"T is RFC 3339 or a duration back from now (2h). A progress bar is drawn on a terminal only.",
+		example: "  eventpipe replay -c pipeline.yaml --since 2h --stdout\n" +
+			"  eventpipe replay --type 'tool.**' --correlation run-42 --through candidate.yaml\n" +
+			"  eventpipe replay --stdout out/audit.jsonl --type 'security.*'",
+		args:     rangeArgs(0, 1, "at most one FILE"),
+		complete: []string{"jsonl", "json", "log"},
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			cpath := configFlag(fs, "pipeline.yaml", "pipeline file whose persist section names the stream")
+			through := fs.String("through", "", "send the events through this pipeline instead (e.g. one with a new filter plugin)")
+			_ = fs.SetAnnotation("through", cobra.BashCompFilenameExt, []string{"yaml", "yml"})
+			stdout := fs.Bool("stdout", false, "print the events as JSON lines instead of running a pipeline")
+			var q queryFlags
+			fs.StringVar(&q.since, "since", "", "events stored at or after T")
+			fs.StringVar(&q.until, "until", "", "events stored up to T")
+			fs.Uint64Var(&q.fromSeq, "from-seq", 0, "from this stream sequence")
+			fs.Uint64Var(&q.toSeq, "to-seq", 0, "up to this stream sequence")
+			fs.StringArrayVar(&q.types, "type", nil, "type pattern (repeatable)")
+			fs.StringVar(&q.correlation, "correlation", "", "only this correlation id")
+			return func(ctx context.Context, args []string) int {
+				return replay(ctx, io, *cpath, *through, *stdout, q, args)
+			}
+		},
 	}
+}
+
+func replay(ctx context.Context, io IO, cpath, through string, stdout bool, q queryFlags, args []string) int {
 	query, err := q.query()
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "eventpipe replay: %v\n", err)
@@ -202,15 +219,11 @@ func cmdReplay(ctx context.Context, io IO, args []string) int {
 	}
 	reg := registry(io)
 	src := &eventSource{reg: reg, q: query, progress: true, stderr: io.Stderr}
-	if fs.NArg() > 1 {
-		fmt.Fprintln(io.Stderr, "eventpipe replay: at most one FILE")
-		return ExitUsage
+	if len(args) == 1 {
+		src.file = args[0]
 	}
-	if fs.NArg() == 1 {
-		src.file = fs.Arg(0)
-	}
-	if src.file == "" || !*stdout {
-		if src.cfg = loadConfig(ctx, io, reg, *cpath, false); src.cfg == nil {
+	if src.file == "" || !stdout {
+		if src.cfg = loadConfig(ctx, io, reg, cpath, false); src.cfg == nil {
 			return ExitUsage
 		}
 	}
@@ -219,7 +232,7 @@ func cmdReplay(ctx context.Context, io IO, args []string) int {
 			ev.Tags = append(slices.Clip(ev.Tags), ReplayedTag)
 		}
 	}
-	if *stdout {
+	if stdout {
 		w := bufio.NewWriter(io.Stdout)
 		defer w.Flush()
 		n := 0
@@ -238,8 +251,8 @@ func cmdReplay(ctx context.Context, io IO, args []string) int {
 		return ExitOK
 	}
 	pcfg := src.cfg
-	if *through != "" {
-		if pcfg = loadConfig(ctx, io, reg, *through, false); pcfg == nil {
+	if through != "" {
+		if pcfg = loadConfig(ctx, io, reg, through, false); pcfg == nil {
 			return ExitUsage
 		}
 	}
@@ -281,24 +294,31 @@ type replayFunc func(ctx context.Context, p pipeline.Publisher) error
 func (f replayFunc) Run(ctx context.Context, p pipeline.Publisher) error { return f(ctx, p) }
 func (f replayFunc) Finite() bool                                        { return true }
 
-func cmdTrace(ctx context.Context, io IO, args []string) int {
-	use := "trace [-c pipeline.yaml] [--tree] [--file FILE.jsonl] CORRELATION_ID"
-	fs := newFlags(io, "trace", use,
-		"Print every event of one correlation in causal order: an event follows the event its causation_id names;\nevents with no known cause start the trace; siblings go by time. JSON lines, or an indented tree with --tree.")
-	cpath := fs.String("c", "pipeline.yaml", "pipeline file whose persist section names the stream")
-	file := fs.String("file", "", "read a JSON-lines file (an export or a dead-letter file) instead of the stream")
-	tree := fs.Bool("tree", false, "print an indented tree")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func traceVerb() verb {
+	return verb{
+		use:   "trace [-c pipeline.yaml] [--tree] [--file FILE.jsonl] CORRELATION_ID",
+		short: "print one correlation's events in causal order",
+		long: "Print every event of one correlation in causal order: an event follows the event its causation_id names;\n" +
+			"events with no known cause start the trace; siblings go by time. JSON lines, or an indented tree with --tree.",
+		example: "  eventpipe trace --tree run-42\n  eventpipe trace --file out/audit.jsonl run-42 | jq -c '{type, id}'",
+		args:    exactArgs(1, "one CORRELATION_ID"),
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			cpath := configFlag(fs, "pipeline.yaml", "pipeline file whose persist section names the stream")
+			file := fs.String("file", "", "read a JSON-lines file (an export or a dead-letter file) instead of the stream")
+			_ = fs.SetAnnotation("file", cobra.BashCompFilenameExt, []string{})
+			tree := fs.Bool("tree", false, "print an indented tree")
+			return func(ctx context.Context, args []string) int {
+				return trace(ctx, io, *cpath, *file, *tree, args[0])
+			}
+		},
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(io.Stderr, "Usage: eventpipe "+use)
-		return ExitUsage
-	}
+}
+
+func trace(ctx context.Context, io IO, cpath, file string, tree bool, corr string) int {
 	reg := registry(io)
-	src := &eventSource{file: *file, reg: reg, q: jetstream.Query{Correlation: fs.Arg(0)}, stderr: io.Stderr}
+	src := &eventSource{file: file, reg: reg, q: jetstream.Query{Correlation: corr}, stderr: io.Stderr}
 	if src.file == "" {
-		if src.cfg = loadConfig(ctx, io, reg, *cpath, false); src.cfg == nil {
+		if src.cfg = loadConfig(ctx, io, reg, cpath, false); src.cfg == nil {
 			return ExitUsage
 		}
 	}
@@ -308,13 +328,13 @@ func cmdTrace(ctx context.Context, io IO, args []string) int {
 		return ExitRuntime
 	}
 	if len(evs) == 0 {
-		fmt.Fprintf(io.Stderr, "eventpipe trace: no events with correlation id %q\n", fs.Arg(0))
+		fmt.Fprintf(io.Stderr, "eventpipe trace: no events with correlation id %q\n", corr)
 		return ExitRuntime
 	}
 	w := bufio.NewWriter(io.Stdout)
 	defer w.Flush()
 	for _, n := range CausalOrder(evs) {
-		if *tree {
+		if tree {
 			fmt.Fprintf(w, "%s%s  %s  %s\n", strings.Repeat("  ", n.Depth), n.Event.Type, n.Event.ID, n.Event.Time.Format(time.RFC3339Nano))
 		} else {
 			_, _ = w.Write(append(n.Event.AppendJSON(nil), '\n'))

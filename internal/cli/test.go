@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/eventpipe/eventpipe/pipeline"
@@ -46,16 +47,30 @@ type testCase struct {
 	Expect map[string][]yaml.Node `yaml:"expect"`
 }
 
-func cmdTest(ctx context.Context, io IO, args []string) int {
-	fs := newFlags(io, "test", "test [FILE_test.yaml | DIR]...",
-		"Run config unit tests: each test file names a pipeline, input events and what each output\n"+
-			"(and the dead-letter file) must receive. The stages run for real, wasm plugins too; outputs\n"+
-			"are replaced by recorders. Without arguments, every *_test.yaml under the current directory.\n"+
-			"Exit 0: every test passed; 1: a test failed (a diff says how); 2: a test file or pipeline is broken.")
-	if code, ok := parse(fs, args); !ok {
-		return code
+func testVerb() verb {
+	return verb{
+		use:   "test [-c pipeline.yaml] [FILE_test.yaml | DIR]...",
+		short: "run config unit tests: input events and what each output must receive",
+		long: "Run config unit tests: each test file names a pipeline, input events and what each output\n" +
+			"(and the dead-letter file) must receive. The stages run for real, wasm plugins too; outputs\n" +
+			"are replaced by recorders. Without arguments, every *_test.yaml under the current directory.\n" +
+			"With -c, every test runs against that pipeline instead of the one its file names (try a\n" +
+			"changed pipeline against the tests of the old one).\n" +
+			"Exit 0: every test passed; 1: a test failed (a diff says how); 2: a test file or pipeline is broken.",
+		example: "  eventpipe test                                  # every *_test.yaml below .\n" +
+			"  eventpipe test examples/audit-trail/pipeline_test.yaml\n" +
+			"  eventpipe test -c candidate.yaml pipeline_test.yaml",
+		complete: []string{"yaml", "yml"},
+		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {
+			cpath := configFlag(fs, "", "run every test against this pipeline instead of the one its file names")
+			return func(ctx context.Context, args []string) int {
+				return runTests(ctx, io, *cpath, args)
+			}
+		},
 	}
-	paths := fs.Args()
+}
+
+func runTests(ctx context.Context, io IO, pipelineOverride string, paths []string) int {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
@@ -85,7 +100,7 @@ func cmdTest(ctx context.Context, io IO, args []string) int {
 	reg := registry(io)
 	code, passed, failed := ExitOK, 0, 0
 	for _, f := range files {
-		p, fl, broken := runTestFile(ctx, io, reg, f)
+		p, fl, broken := runTestFile(ctx, io, reg, f, pipelineOverride)
 		passed, failed = passed+p, failed+fl
 		switch {
 		case broken:
@@ -100,7 +115,7 @@ func cmdTest(ctx context.Context, io IO, args []string) int {
 
 // runTestFile runs the tests of one file; broken means the file or its
 // pipeline could not be run at all.
-func runTestFile(ctx context.Context, io IO, reg *component.Registry, path string) (passed, failed int, broken bool) {
+func runTestFile(ctx context.Context, io IO, reg *component.Registry, path, pipelineOverride string) (passed, failed int, broken bool) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "%s: %v\n", path, err)
@@ -113,7 +128,10 @@ func runTestFile(ctx context.Context, io IO, reg *component.Registry, path strin
 		fmt.Fprintf(io.Stderr, "%s: %v\n", path, err)
 		return 0, 0, true
 	}
-	if tf.Pipeline == "" || len(tf.Tests) == 0 {
+	if pipelineOverride != "" {
+		tf.Pipeline = ""
+	}
+	if tf.Pipeline == "" && pipelineOverride == "" || len(tf.Tests) == 0 {
 		fmt.Fprintf(io.Stderr, "%s: want a pipeline and at least one test\n", path)
 		return 0, 0, true
 	}
@@ -121,7 +139,10 @@ func runTestFile(ctx context.Context, io IO, reg *component.Registry, path strin
 		v, ok := tf.Env[k]
 		return v, ok
 	}
-	pipe := filepath.Join(filepath.Dir(path), tf.Pipeline)
+	pipe := pipelineOverride
+	if pipe == "" {
+		pipe = filepath.Join(filepath.Dir(path), tf.Pipeline)
+	}
 	for _, tc := range tf.Tests {
 		problems, err := runTestCase(ctx, reg, pipe, env, tc)
 		switch {
