@@ -207,7 +207,7 @@ func migrateVerb() verb {
 		long: "Turn the [events] section of an rs-llmspell configuration into an equivalent pipeline.yaml\n" +
 			"(written to standard output unless -o is given). Every key is mapped or reported: what the\n" +
 			"original defaulted (events off, no stdout) and what changed meaning are notes on standard error.",
-		example: "  eventpipe migrate llmspell.toml\n  eventpipe migrate -c llmspell.toml -o pipeline.yaml && eventpipe validate",
+		example:  "  eventpipe migrate llmspell.toml\n  eventpipe migrate -c llmspell.toml -o pipeline.yaml && eventpipe validate",
 		args:     rangeArgs(0, 1, "one llmspell.toml"),
 		complete: []string{"toml"},
 		flags: func(io IO, fs *pflag.FlagSet) func(context.Context, []string) int {

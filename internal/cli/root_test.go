@@ -168,4 +168,3 @@ func TestTestAgainstAnotherPipeline(t *testing.T) {
 		t.Errorf("test -c with a pipeline that drops a.*: %+v", r)
 	}
 }
-
