@@ -133,6 +133,15 @@ func TestSanitizePluginMatchesNative(t *testing.T) {
 	cfg := stage.DefaultSanitizeConfig()
 	cfg.DenyFields = append(cfg.DenyFields, "email")
 	cfg.HashFields, cfg.HashKey = []string{"user"}, []byte("k3y")
+	t.Run("defaults", func(t *testing.T) { sanitizePluginsMatchNative(t, cfg) })
+	// User data opted in: wholly, or one field.
+	cfg.UserData = false
+	t.Run("user_data off", func(t *testing.T) { sanitizePluginsMatchNative(t, cfg) })
+	cfg.UserData, cfg.AllowFields = true, []string{"Name", "ip"}
+	t.Run("allow_fields", func(t *testing.T) { sanitizePluginsMatchNative(t, cfg) })
+}
+
+func sanitizePluginsMatchNative(t *testing.T, cfg stage.SanitizeConfig) {
 	native, err := stage.NewSanitize(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +236,11 @@ func FuzzSanitizeRustMatchesNative(f *testing.F) {
 		"/home/bob/../alice/./x.txt", `C:\Users\bob\file`, "~/a//b/", "/root/x", "ghp_abcdefghijklmnopqrstuvwxyz",
 		"xoxb-1234567890-abc", "AIza" + strings.Repeat("a", 35), "glpat-abcdefghijklmnopqrstu", "tok\u017fen=1 be\u212aarer",
 		"\xff\xfe", "a\u2028b<>&", "BEARER\t\tabcdefgh12345", "x://y:z@w", "github_pat_" + strings.Repeat("A", 22),
+		// User data, Basic credentials and climbing paths (private by default).
+		"mail alice.smith+x@mail.example.co.uk.", "x@1.23 a@b.c @@ q@w.er-t.yu", "card 4111 1111 1111 1111, 5500-0055-5555-5559",
+		"4111111111111112 A4111111111111111 41111111111111111111", "ssn 078-05-1120; 1078-05-1120 078-05-11201",
+		"Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l==", "basic\fdXNlcjpwYXNz Basic authentication", "read ../../etc/passwd",
+		`..\..\win.ini`, "a ../ b../c ...//",
 	} {
 		f.Add(s)
 	}

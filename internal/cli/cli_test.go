@@ -175,16 +175,21 @@ func TestRunDefaultPipelineOverSamples(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	out := r.stdout
-	for _, secret := range []string{"hunter2", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX", "AKIAIOSFODNN7EXAMPLE", "/home/alice", "correct horse", "alice@example.com", "eyJhbGciOiJIUzI1NiJ9"} {
+	for _, secret := range []string{"hunter2", "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX", "AKIAIOSFODNN7EXAMPLE", "/home/alice", "correct horse", "alice@example.com", "eyJhbGciOiJIUzI1NiJ9",
+		// Private by default: user data, Basic credentials, climbing paths.
+		"Alice Smith", "555 0100", "203.0.113.7", "Mozilla", "4111 1111", "078-05-1120", "alice.smith@example.org", "YWxpY2U6czNjcmV0", "../../etc/passwd"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("secret %q reached stdout", secret)
 		}
 	}
+	if !strings.Contains(out, `"customer":{"plan":"pro"}`) {
+		t.Errorf("the support ticket lost more than its user data:\n%s", out)
+	}
 	if strings.Contains(out, "agent.debug") || strings.Contains(out, "agent.heartbeat") {
 		t.Error("filtered events exported")
 	}
-	if n := strings.Count(out, "\n"); n != 9 {
-		t.Errorf("%d events on stdout, want 9:\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 10 {
+		t.Errorf("%d events on stdout, want 10:\n%s", n, out)
 	}
 	// Bad lines are in the dead-letter file with their line numbers.
 	dead := readLines(t, filepath.Join(dir, "out", "deadletter.jsonl"))
@@ -193,18 +198,18 @@ func TestRunDefaultPipelineOverSamples(t *testing.T) {
 	}
 	var rec export.DeadLetterRecord
 	_ = json.Unmarshal([]byte(dead[0]), &rec)
-	if rec.Offset != "line 7" || rec.Stage != "ingest" || rec.Raw != "this line is not JSON" || !strings.HasSuffix(rec.Source, "events.jsonl") {
+	if rec.Offset != "line 8" || rec.Stage != "ingest" || rec.Raw != "this line is not JSON" || !strings.HasSuffix(rec.Source, "events.jsonl") {
 		t.Errorf("dead letter %+v", rec)
 	}
 	_ = json.Unmarshal([]byte(dead[1]), &rec)
-	if rec.Offset != "line 9" || !strings.Contains(rec.Reason, "dotted") {
+	if rec.Offset != "line 10" || !strings.Contains(rec.Reason, "dotted") {
 		t.Errorf("dead letter %+v", rec)
 	}
 	audit := readLines(t, filepath.Join(dir, "out", "audit.jsonl"))
 	if len(audit) != 3 {
 		t.Errorf("audit has %d events, want 3 (security, error, failed)", len(audit))
 	}
-	if !strings.Contains(r.stderr, "eventpipe: accepted 9,") || !strings.Contains(r.stderr, "dead-lettered 2") {
+	if !strings.Contains(r.stderr, "eventpipe: accepted 10,") || !strings.Contains(r.stderr, "dead-lettered 2") {
 		t.Errorf("summary: %s", r.stderr)
 	}
 }

@@ -48,8 +48,8 @@ dead_letter:
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// 13 sample lines: 2 are not events, 1 is a debug event (filtered).
-	if len(got) != 10 {
-		t.Errorf("the plugin exported %d events, want 10: %s", len(got), r.stderr)
+	// 14 sample lines: 2 are not events, 1 is a debug event (filtered).
+	if len(got) != 11 {
+		t.Errorf("the plugin exported %d events, want 11: %s", len(got), r.stderr)
 	}
 }

@@ -26,6 +26,7 @@ type rewriter struct {
 	hits       []int // where triggers start in raw (ascending); strings elsewhere skip the secret rules
 	allStrings bool  // check every string (extra patterns without triggers, or escapes in raw)
 	paths      bool  // a path separator occurs somewhere in raw
+	userData   bool  // an '@' or nine digits occur somewhere in raw
 	keys       bool  // a denied or hashed key may occur in raw
 }
 
@@ -85,7 +86,12 @@ func (w *rewriter) value() error {
 		// scan of the raw bytes).
 		secrets := w.secrets && (esc || w.allStrings || w.hitWithin(start, end))
 		paths := w.paths && containsPathSep(tok)
-		if !secrets && !paths {
+		userData := false
+		if w.userData {
+			email, digits := mayHoldUserData(tok)
+			userData = email || digits || esc
+		}
+		if !secrets && !paths && !userData {
 			w.out = append(w.out, tok...)
 			return nil
 		}
@@ -93,7 +99,7 @@ func (w *rewriter) value() error {
 		if err != nil {
 			return err
 		}
-		if clean := w.s.stringIn(str, secrets, paths); clean != str {
+		if clean := w.s.stringIn(str, secrets, userData, paths); clean != str {
 			w.out = pipeline.AppendJSONString(w.out, clean)
 			w.changed = true
 			return nil
@@ -131,11 +137,11 @@ func (w *rewriter) hitWithin(start, end int) bool {
 // skip passes over one value without copying it.
 func (w *rewriter) skip() error {
 	out, changed := w.out, w.changed
-	secrets, paths, keys := w.secrets, w.paths, w.keys
-	w.secrets, w.paths, w.keys = false, false, false
+	secrets, paths, keys, userData := w.secrets, w.paths, w.keys, w.userData
+	w.secrets, w.paths, w.keys, w.userData = false, false, false, false
 	err := w.value()
 	w.out, w.changed = out, changed
-	w.secrets, w.paths, w.keys = secrets, paths, keys
+	w.secrets, w.paths, w.keys, w.userData = secrets, paths, keys, userData
 	return err
 }
 
@@ -259,8 +265,12 @@ func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 		}
 	}
 	w.paths = s.cfg.Paths && containsPathSep(raw)
+	if s.cfg.UserData {
+		email, digits := mayHoldUserData(raw)
+		w.userData = email || digits || escaped
+	}
 	w.keys = escaped || containsAny(raw, s.keys)
-	if !w.secrets && !w.paths && !w.keys {
+	if !w.secrets && !w.paths && !w.keys && !w.userData {
 		return raw, false, nil
 	}
 	if err := w.value(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -21,11 +22,21 @@ import (
 type SanitizeConfig struct {
 	// Paths cleans file paths found in strings: a home directory
 	// (/home/<user>, /Users/<user>, /root, C:\Users\<user>) becomes "~",
-	// and "." and ".." segments are resolved.
+	// "." and ".." segments are resolved, and a relative path that climbs
+	// out of where it starts ("../../etc/passwd") is redacted whole: it
+	// says where the sender's files are relative to one another.
 	Paths bool `json:"paths" yaml:"paths"`
-	// Secrets redacts API keys, bearer and JWT tokens, passwords in URLs,
-	// AWS keys, private key blocks and key=value secrets in every string.
+	// Secrets redacts API keys, bearer and JWT tokens, HTTP Basic
+	// credentials, passwords in URLs, AWS keys, private key blocks and
+	// key=value secrets in every string.
 	Secrets bool `json:"secrets" yaml:"secrets"`
+	// UserData keeps events private by default, as the original design
+	// promised ("user data is not included unless explicitly
+	// configured"): the fields of UserDataFields are removed wherever they
+	// appear (unless listed in AllowFields), and e-mail addresses,
+	// Luhn-valid card numbers and SSN-like numbers are redacted inside
+	// every string. On in DefaultSanitizeConfig; false includes user data.
+	UserData bool `json:"user_data" yaml:"user_data"`
 	// ExtraPatterns are more regular expressions whose matches are redacted.
 	ExtraPatterns []string `json:"extra_patterns,omitempty" yaml:"extra_patterns"`
 	// Replacement replaces a secret. Default "[REDACTED]".
@@ -62,10 +73,22 @@ func (c *SanitizeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DefaultSanitizeConfig is what the default pipeline applies.
+// UserDataFields are the data keys SanitizeConfig.UserData removes: what
+// names, reaches or locates a person. Matched without regard to case, at
+// any depth; AllowFields keeps any of them.
+var UserDataFields = []string{
+	"name", "first_name", "last_name", "full_name", "display_name", "username", "user_name",
+	"email", "email_address", "phone", "phone_number", "mobile",
+	"address", "street", "street_address", "postal_code", "zip", "zip_code",
+	"ip", "ip_address", "client_ip", "remote_addr", "remote_ip", "x_forwarded_for",
+	"user_agent", "useragent", "date_of_birth", "dob", "birthdate",
+}
+
+// DefaultSanitizeConfig is what the default pipeline applies: secrets
+// and user data out, paths cleaned.
 func DefaultSanitizeConfig() SanitizeConfig {
 	return SanitizeConfig{
-		Paths: true, Secrets: true, Replacement: "[REDACTED]",
+		Paths: true, Secrets: true, UserData: true, Replacement: "[REDACTED]",
 		DenyFields: []string{"password", "passwd", "secret", "api_key", "apikey", "access_token", "refresh_token", "authorization", "cookie", "ssn", "credit_card", "card_number"},
 	}
 }
@@ -88,28 +111,37 @@ type Sanitize struct {
 }
 
 type redaction struct {
-	re       *regexp.Regexp // nil: kv, the hand-written key=value rule
-	repl     string         // with ${n} references
-	triggers *litSet        // lower-case literals; nil: always run
+	re       *regexp.Regexp // nil: fn, a hand-written rule
+	fn       redactFunc
+	repl     string  // with ${n} references (re), or as is (fn)
+	triggers *litSet // lower-case literals; nil: always run
 }
+
+// A redactFunc appends str to dst with what it finds replaced by repl, and
+// reports whether it found anything; when not, dst is returned as it was.
+// Hand-written rules allocate nothing and do not backtrack.
+type redactFunc func(dst []byte, str, repl string) ([]byte, bool)
 
 // secretRules are the built-in secret patterns, most specific first. Each
 // names the lower-case literals one of which every match contains, so a
 // rule runs only on strings that hold one.
 var secretRules = []struct {
 	pattern, repl string
+	fn            redactFunc // instead of pattern
 	triggers      []string
 }{
-	{`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`, "$R", []string{"private key"}},
-	{`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"]*:)[^@/\s"]+(@)`, "${1}$R${2}", []string{"://"}},
-	{`eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`, "$R", []string{"eyj"}},
-	{`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`, "${1}$R", []string{"bearer"}},
-	{`\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`, "$R", []string{"sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "glpat-"}},
-	{`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "$R", []string{"akia", "asia"}},
-	{`(?i)(aws_secret_access_key["']?\s*[:=]\s*["']?)[A-Za-z0-9/+=]{40}`, "${1}$R", []string{"aws_secret"}},
+	{`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`, "$R", nil, []string{"private key"}},
+	{`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"]*:)[^@/\s"]+(@)`, "${1}$R${2}", nil, []string{"://"}},
+	{`eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`, "$R", nil, []string{"eyj"}},
+	{`(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}`, "${1}$R", nil, []string{"bearer"}},
+	// HTTP Basic credentials: base64 that decodes to user:password.
+	{"", "", redactBasicInto, []string{"basic"}},
+	{`\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`, "$R", nil, []string{"sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "glpat-"}},
+	{`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, "$R", nil, []string{"akia", "asia"}},
+	{`(?i)(aws_secret_access_key["']?\s*[:=]\s*["']?)[A-Za-z0-9/+=]{40}`, "${1}$R", nil, []string{"aws_secret"}},
 	// key=value secrets: hand-written (redactKV), the regexp equivalent
 	// `(?i)\b(password|...)(\s*[=:]\s*)[^\s&,;"']+` backtracks slowly.
-	{"", "", kvWords},
+	{"", "", redactKVInto, kvWords},
 }
 
 // kvWords are the keys whose "key=value" or "key: value" has its value
@@ -178,7 +210,7 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	var all, keys [][]byte
 	if cfg.Secrets {
 		for _, r := range secretRules {
-			red := redaction{repl: cfg.Replacement}
+			red := redaction{fn: r.fn, repl: cfg.Replacement}
 			if r.pattern != "" {
 				red = redaction{re: regexp.MustCompile(r.pattern), repl: strings.ReplaceAll(r.repl, "$R", escapeRepl(cfg.Replacement))}
 			}
@@ -204,8 +236,12 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	for _, k := range cfg.AllowFields {
 		allow[strings.ToLower(k)] = true
 	}
-	for _, k := range cfg.DenyFields {
-		if k = strings.ToLower(k); !allow[k] {
+	deny := cfg.DenyFields
+	if cfg.UserData {
+		deny = append(slices.Clip(deny), UserDataFields...)
+	}
+	for _, k := range deny {
+		if k = strings.ToLower(k); !allow[k] && !s.deny[k] {
 			s.deny[k] = true
 			keys = append(keys, []byte(`"`+k+`"`))
 		}
@@ -226,9 +262,9 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 
 func escapeRepl(s string) string { return strings.ReplaceAll(s, "$", "$$") }
 
-// String sanitizes one string: secrets, then paths.
+// String sanitizes one string: secrets, then user data, then paths.
 func (s *Sanitize) String(str string) string {
-	if out := s.stringIn(str, true, true); out != str {
+	if out := s.stringIn(str, true, true, true); out != str {
 		return strings.Clone(out) // stringIn's result is a view of scratch
 	}
 	return str
@@ -237,17 +273,20 @@ func (s *Sanitize) String(str string) string {
 // stringIn is String with the checks a caller already ruled out skipped.
 // A changed string is a view of the stage's scratch, valid until the next
 // call: the rewriter copies it at once. Unchanged strings cost nothing.
-func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
+func (s *Sanitize) stringIn(str string, secrets, userData, paths bool) string {
 	k := 0 // the scratch buffer the next rewrite writes; the other may hold str
+	apply := func(fn redactFunc, repl string) {
+		if out, changed := fn(s.scratch[k][:0], str, repl); changed {
+			s.scratch[k], str, k = out, viewOf(out), k^1
+		}
+	}
 	if secrets && len(s.rules) > 0 && s.mayHoldSecret(str) {
 		for _, r := range s.rules {
 			if r.triggers != nil && !containsAny(bytesOf(str), r.triggers) {
 				continue
 			}
 			if r.re == nil {
-				if out, changed := redactKVInto(s.scratch[k][:0], str, r.repl); changed {
-					s.scratch[k], str, k = out, viewOf(out), k^1
-				}
+				apply(r.fn, r.repl)
 				continue
 			}
 			// ReplaceAllString returns str itself when nothing matches: no
@@ -255,10 +294,18 @@ func (s *Sanitize) stringIn(str string, secrets, paths bool) string {
 			str = r.re.ReplaceAllString(str, r.repl)
 		}
 	}
-	if paths && s.cfg.Paths && strings.ContainsAny(str, "/\\") {
-		if out, changed := cleanPathsInto(s.scratch[k][:0], str); changed {
-			s.scratch[k], str = out, viewOf(out)
+	if userData && s.cfg.UserData {
+		email, digits := mayHoldUserData(bytesOf(str))
+		if email {
+			apply(redactEmailsInto, s.cfg.Replacement)
 		}
+		if digits {
+			apply(redactSSNsInto, s.cfg.Replacement)
+			apply(redactCardsInto, s.cfg.Replacement)
+		}
+	}
+	if paths && s.cfg.Paths && strings.ContainsAny(str, "/\\") {
+		apply(cleanPathsInto, s.cfg.Replacement)
 	}
 	return str
 }
@@ -365,12 +412,13 @@ func (s *Sanitize) anyTrigger(lower []byte) bool {
 }
 
 // cleanPathsInto appends str to dst with home directories shortened to ~
-// and . and .. resolved in its paths, and reports whether any changed;
-// unchanged, dst is returned as it was. A path is a run of characters that
-// starts with '/', "~/" or a drive ("C:\") after the start of the string
-// or a delimiter, and ends at white space or one of "'<>|;,()[].
+// and . and .. resolved in its paths, and relative paths that climb ("../")
+// replaced with repl, and reports whether any changed; unchanged, dst is
+// returned as it was. A path is a run of characters that starts with '/',
+// "~/", "../", "..\" or a drive ("C:\") after the start of the string or a
+// delimiter, and ends at white space or one of "'<>|;,()[].
 // Hand-written: the regexp equivalent cost ~8µs per string.
-func cleanPathsInto(dst []byte, str string) ([]byte, bool) {
+func cleanPathsInto(dst []byte, str, repl string) ([]byte, bool) {
 	start, changed := len(dst), false
 	last := 0
 	for i := 0; i < len(str); i++ {
@@ -379,7 +427,8 @@ func cleanPathsInto(dst []byte, str string) ([]byte, bool) {
 		}
 		c := str[i]
 		isDrive := i+2 < len(str) && (c|0x20 >= 'a' && c|0x20 <= 'z') && str[i+1] == ':' && str[i+2] == '\\'
-		if c != '/' && !(c == '~' && i+1 < len(str) && str[i+1] == '/') && !isDrive {
+		climbs := c == '.' && i+2 < len(str) && str[i+1] == '.' && (str[i+2] == '/' || str[i+2] == '\\')
+		if c != '/' && !(c == '~' && i+1 < len(str) && str[i+1] == '/') && !isDrive && !climbs {
 			continue
 		}
 		end := i
@@ -389,6 +438,11 @@ func cleanPathsInto(dst []byte, str string) ([]byte, bool) {
 		tok := str[i:end]
 		if strings.HasPrefix(tok, "//") { // a URL's authority, not a path
 			i = end
+			continue
+		}
+		if climbs {
+			dst = append(append(dst, str[last:i]...), repl...)
+			last, changed, i = end, true, end
 			continue
 		}
 		// Write what comes before, then the token cleaned; keep it only
@@ -593,4 +647,244 @@ func (s *Sanitize) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 	}
 	return nil
+}
+
+// ---- user data and HTTP Basic credentials ---------------------------------
+//
+// Hand-written scanners, linear in the string and free of allocation, so
+// that plugins/sanitize-rust can mirror them byte for byte (it has no
+// regular expressions): the differential fuzz test holds the two equal.
+
+// mayHoldUserData reports whether b may hold an e-mail address (an '@')
+// and whether it may hold an SSN-like or card number (nine digits or more).
+func mayHoldUserData(b []byte) (email, digits bool) {
+	n := 0
+	for _, c := range b {
+		switch {
+		case c == '@':
+			email = true
+		case c >= '0' && c <= '9':
+			n++
+		}
+	}
+	return email, n >= 9
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isAlnum(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+func isEmailLocal(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '.' || c == '%' || c == '+' || c == '-'
+}
+
+// redactEmailsInto redacts e-mail addresses: a local part of letters,
+// digits and ._%+- before an '@', and a domain after it of two labels or
+// more (letters, digits, hyphens) whose last, the top-level domain, is two
+// letters or more. A dot ending a sentence is not part of the address.
+func redactEmailsInto(dst []byte, str, repl string) ([]byte, bool) {
+	start, changed, last := len(dst), false, 0
+	for at := 0; at < len(str); at++ {
+		if str[at] != '@' {
+			continue
+		}
+		a := at
+		for a > last && isEmailLocal(str[a-1]) {
+			a--
+		}
+		if a == at {
+			continue
+		}
+		e := emailDomainEnd(str, at+1)
+		if e < 0 {
+			continue
+		}
+		dst = append(append(dst, str[last:a]...), repl...)
+		last, changed, at = e, true, e-1
+	}
+	if !changed {
+		return dst[:start], false
+	}
+	return append(dst, str[last:]...), true
+}
+
+// emailDomainEnd returns where the domain name starting at i ends: after
+// the last label, not the first, that is two letters or more; -1 if none.
+func emailDomainEnd(s string, i int) int {
+	end := -1
+	for j := i; ; {
+		k, letters := j, true
+		for k < len(s) && (isAlnum(s[k]) || s[k] == '-') {
+			letters = letters && !isDigit(s[k]) && s[k] != '-'
+			k++
+		}
+		if k == j {
+			return end
+		}
+		if j > i && letters && k-j >= 2 {
+			end = k
+		}
+		if k >= len(s) || s[k] != '.' {
+			return end
+		}
+		j = k + 1
+	}
+}
+
+// numberBoundary reports whether c may stand next to an SSN-like number:
+// not a letter, digit, '_' or '-' (which would make it part of a longer
+// token).
+func numberBoundary(c byte) bool { return !isWordChar(c) && c != '-' }
+
+// redactSSNsInto redacts SSN-like numbers: ddd-dd-dddd standing alone.
+func redactSSNsInto(dst []byte, str, repl string) ([]byte, bool) {
+	start, changed, last := len(dst), false, 0
+	for i := 0; i+11 <= len(str); i++ {
+		if i > 0 && !numberBoundary(str[i-1]) || i+11 < len(str) && !numberBoundary(str[i+11]) {
+			continue
+		}
+		t := str[i : i+11]
+		if !isDigit(t[0]) || !isDigit(t[1]) || !isDigit(t[2]) || t[3] != '-' || !isDigit(t[4]) || !isDigit(t[5]) ||
+			t[6] != '-' || !isDigit(t[7]) || !isDigit(t[8]) || !isDigit(t[9]) || !isDigit(t[10]) {
+			continue
+		}
+		dst = append(append(dst, str[last:i]...), repl...)
+		last, changed, i = i+11, true, i+10
+	}
+	if !changed {
+		return dst[:start], false
+	}
+	return append(dst, str[last:]...), true
+}
+
+// redactCardsInto redacts card numbers: 13 to 19 digits, single spaces or
+// hyphens allowed between them, not inside a longer word or number, that
+// pass the Luhn check (so most other long numbers are left alone).
+func redactCardsInto(dst []byte, str, repl string) ([]byte, bool) {
+	start, changed, last := len(dst), false, 0
+	for i := 0; i < len(str); i++ {
+		if !isDigit(str[i]) || i > 0 && isWordChar(str[i-1]) {
+			continue
+		}
+		n, end := 0, i
+		for j := i; j < len(str); {
+			if isDigit(str[j]) {
+				n++
+				j++
+				end = j
+				continue
+			}
+			if (str[j] == ' ' || str[j] == '-') && j+1 < len(str) && isDigit(str[j+1]) {
+				j++
+				continue
+			}
+			break
+		}
+		if n >= 13 && n <= 19 && (end == len(str) || !isWordChar(str[end])) && luhn(str[i:end]) {
+			dst = append(append(dst, str[last:i]...), repl...)
+			last, changed = end, true
+		}
+		i = end - 1
+	}
+	if !changed {
+		return dst[:start], false
+	}
+	return append(dst, str[last:]...), true
+}
+
+// luhn reports whether the digits of s (other bytes skipped) pass the
+// Luhn check that card numbers carry.
+func luhn(s string) bool {
+	sum, double := 0, false
+	for k := len(s) - 1; k >= 0; k-- {
+		if !isDigit(s[k]) {
+			continue
+		}
+		d := int(s[k] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum, double = sum+d, !double
+	}
+	return sum%10 == 0
+}
+
+// redactBasicInto redacts HTTP Basic credentials: "basic" (any case) at a
+// word start, white space, then base64 that decodes to user:password (so
+// "basic authentication" is prose, not a secret). "Basic " is kept.
+func redactBasicInto(dst []byte, str, repl string) ([]byte, bool) {
+	start, changed, last := len(dst), false, 0
+	for i := 0; i+5 < len(str); i++ {
+		if i > 0 && isWordChar(str[i-1]) || !hasPrefixFold(bytesOf(str[i:i+5]), []byte("basic")) {
+			continue
+		}
+		k := i + 5
+		for k < len(str) && isRegexpSpace(str[k]) {
+			k++
+		}
+		if k == i+5 {
+			continue
+		}
+		e := k
+		for e < len(str) && isBase64(str[e]) {
+			e++
+		}
+		if !base64HasColon(str[k:e]) {
+			continue
+		}
+		p := e
+		for p < len(str) && p-e < 2 && str[p] == '=' {
+			p++
+		}
+		dst = append(append(dst, str[last:k]...), repl...)
+		last, changed, i = p, true, p-1
+	}
+	if !changed {
+		return dst[:start], false
+	}
+	return append(dst, str[last:]...), true
+}
+
+// isRegexpSpace is Go regexp's \s.
+func isRegexpSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+func isBase64(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }
+
+// base64HasColon reports whether tok (standard base64, unpadded, four
+// characters or more) decodes to bytes holding a ':'.
+func base64HasColon(tok string) bool {
+	if len(tok) < 4 || len(tok)%4 == 1 {
+		return false
+	}
+	var acc uint32
+	bits := 0
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		var v uint32
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = uint32(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = uint32(c-'a') + 26
+		case c >= '0' && c <= '9':
+			v = uint32(c-'0') + 52
+		case c == '+':
+			v = 62
+		default:
+			v = 63
+		}
+		acc, bits = acc<<6|v, bits+6
+		if bits >= 8 {
+			bits -= 8
+			if byte(acc>>bits) == ':' {
+				return true
+			}
+			acc &= 1<<bits - 1
+		}
+	}
+	return false
 }

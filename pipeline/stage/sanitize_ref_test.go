@@ -11,7 +11,7 @@ import (
 func cleanPath(p string) string { return string(appendCleanPath(nil, p)) }
 
 func cleanPaths(str string) string {
-	if out, changed := cleanPathsInto(nil, str); changed {
+	if out, changed := cleanPathsInto(nil, str, "[R]"); changed {
 		return string(out)
 	}
 	return str
@@ -49,7 +49,8 @@ func refCleanPaths(str string) string {
 		}
 		c := str[i]
 		isDrive := i+2 < len(str) && (c|0x20 >= 'a' && c|0x20 <= 'z') && str[i+1] == ':' && str[i+2] == '\\'
-		if c != '/' && !(c == '~' && i+1 < len(str) && str[i+1] == '/') && !isDrive {
+		climbs := strings.HasPrefix(str[i:], "../") || strings.HasPrefix(str[i:], `..\`)
+		if c != '/' && !(c == '~' && i+1 < len(str) && str[i+1] == '/') && !isDrive && !climbs {
 			continue
 		}
 		end := i
@@ -62,6 +63,9 @@ func refCleanPaths(str string) string {
 			continue
 		}
 		clean := refCleanPath(tok)
+		if climbs {
+			clean = "[R]"
+		}
 		if clean != tok {
 			b = append(append(b, str[last:i]...), clean...)
 			last = end
@@ -75,7 +79,7 @@ func refCleanPaths(str string) string {
 }
 
 func FuzzCleanPathsMatchesReference(f *testing.F) {
-	for _, s := range []string{"open /home/alice/work/../notes.md: x", "~/a/./b//c/", "C:\\Users\\bob\\x", "/root/.ssh", "a=/tmp/../..", "//host/x /../", "/", ".", "/home/", "x /a/b/../../.."} {
+	for _, s := range []string{"open /home/alice/work/../notes.md: x", "~/a/./b//c/", "C:\\Users\\bob\\x", "/root/.ssh", "a=/tmp/../..", "//host/x /../", "/", ".", "/home/", "x /a/b/../../..", "see ../../etc/passwd", `..\..\x`, "a ../", "[..\\]"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -89,7 +93,7 @@ func FuzzCleanPathsMatchesReference(f *testing.F) {
 			t.Fatalf("cleanPaths(%q) = %q, want %q", s, got, want)
 		}
 		// Into a buffer that already holds something: appended after it.
-		out, changed := cleanPathsInto([]byte("prefix"), s)
+		out, changed := cleanPathsInto([]byte("prefix"), s, "[R]")
 		if want := refCleanPaths(s); changed != (want != s) || changed && string(out) != "prefix"+want || !changed && string(out) != "prefix" {
 			t.Fatalf("cleanPathsInto(%q) = %q %v", s, out, changed)
 		}
@@ -107,7 +111,7 @@ func TestSanitizeStringAllocatesOnlyTheResult(t *testing.T) {
 	if want == in || !strings.Contains(want, "~/notes-7.md") || strings.Contains(want, "abc123") {
 		t.Fatalf("String = %q", want)
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = s.stringIn(in, true, true) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = s.stringIn(in, true, true, true) }); n != 0 {
 		t.Errorf("stringIn allocates %.0f times", n)
 	}
 }

@@ -113,6 +113,25 @@ func TestSanitizeStrings(t *testing.T) {
 		{`C:\Users\carol\AppData\x.json`, `~\AppData\x.json`},
 		{"/var/lib/./app//data/../logs", "/var/lib/app/logs"},
 		{"a/b ratio and /etc/hosts", "a/b ratio and /etc/hosts"},
+		// Relative paths that climb are redacted whole.
+		{"read ../../etc/passwd now", "read [REDACTED] now"},
+		{`open ..\..\win.ini`, "open [REDACTED]"},
+		{"wait... ok ./x and a..b/c", "wait... ok ./x and a..b/c"},
+		// HTTP Basic credentials (base64 of user:password), not prose.
+		{"Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Authorization: Basic [REDACTED]"},
+		{"basic\tdXNlcjpwYXNz== next", "basic\t[REDACTED] next"},
+		{"Basic authentication failed", "Basic authentication failed"},
+		{"basic aGVsbG8gd29ybGQ=", "basic aGVsbG8gd29ybGQ="}, // "hello world": no colon
+		// User data inside strings.
+		{"mail alice.smith+x@mail.example.co.uk.", "mail [REDACTED]."},
+		{"from <bob@example.com>, cc carol@host", "from <[REDACTED]>, cc carol@host"},
+		{"@handle and a@b.c and x@1.23", "@handle and a@b.c and x@1.23"},
+		{"card 4111 1111 1111 1111 expires", "card [REDACTED] expires"},
+		{"card 4111-1111-1111-1111, 5500005555555559", "card [REDACTED], [REDACTED]"},
+		{"order 4111111111111112 is not a card", "order 4111111111111112 is not a card"},
+		{"ts 1732000000000 id A4111111111111111", "ts 1732000000000 id A4111111111111111"},
+		{"ssn 078-05-1120; id 1078-05-1120", "ssn [REDACTED]; id 1078-05-1120"},
+		{"date 2026-11-28 10:00", "date 2026-11-28 10:00"},
 	}
 	for _, tc := range tests {
 		if got := s.String(tc.in); got != tc.want {
@@ -351,5 +370,51 @@ func TestSanitizeCloudEvents(t *testing.T) {
 	}
 	if string(ev.Data) != before {
 		t.Errorf("binary data changed: %s", ev.Data)
+	}
+}
+
+// Private by default: user-data fields go and user data inside strings is
+// redacted, unless the configuration opts in, field by field or wholly.
+func TestSanitizeUserDataByDefault(t *testing.T) {
+	data := `{"customer":{"Name":"Alice Smith","phone":"+1 555 0100","ip":"203.0.113.7","user_agent":"Mozilla/5.0","plan":"pro"},` +
+		`"note":"reach me at alice@example.com, card 4111 1111 1111 1111, ssn 078-05-1120"}`
+	run := func(t *testing.T, cfg stage.SanitizeConfig) map[string]any {
+		t.Helper()
+		s, err := stage.NewSanitize(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := pipeline.Event{Type: "support.ticket", Data: json.RawMessage(data)}
+		if _, err := s.Event(&ev); err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(ev.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := run(t, stage.DefaultSanitizeConfig())
+	if c := got["customer"].(map[string]any); len(c) != 1 || c["plan"] != "pro" {
+		t.Errorf("user-data fields kept: %v", c)
+	}
+	if note := got["note"]; note != "reach me at [REDACTED], card [REDACTED], ssn [REDACTED]" {
+		t.Errorf("note = %q", note)
+	}
+
+	allow := stage.DefaultSanitizeConfig()
+	allow.AllowFields = []string{"NAME"}
+	if c := run(t, allow)["customer"].(map[string]any); c["Name"] != "Alice Smith" || c["ip"] != nil {
+		t.Errorf("allow_fields [name]: %v", c)
+	}
+
+	off := stage.DefaultSanitizeConfig()
+	off.UserData = false
+	got = run(t, off)
+	if c := got["customer"].(map[string]any); len(c) != 5 {
+		t.Errorf("user_data: false removed fields: %v", c)
+	}
+	if note := got["note"].(string); !strings.Contains(note, "alice@example.com") || !strings.Contains(note, "4111 1111") {
+		t.Errorf("user_data: false redacted user data: %q", note)
 	}
 }

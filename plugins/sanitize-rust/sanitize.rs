@@ -10,6 +10,15 @@
 
 static MANIFEST: &str = r#"{"name":"eventpipe-sanitize","version":"1.0.0","kind":"transform","capabilities":[]}"#;
 
+/// stage.UserDataFields: removed while user_data is on (the default).
+const USER_DATA_FIELDS: [&str; 29] = [
+    "name", "first_name", "last_name", "full_name", "display_name", "username", "user_name",
+    "email", "email_address", "phone", "phone_number", "mobile",
+    "address", "street", "street_address", "postal_code", "zip", "zip_code",
+    "ip", "ip_address", "client_ip", "remote_addr", "remote_ip", "x_forwarded_for",
+    "user_agent", "useragent", "date_of_birth", "dob", "birthdate",
+];
+
 static mut BUF: Vec<u8> = Vec::new();
 static mut OUT: Vec<u8> = Vec::new();
 static mut ERR: Vec<u8> = Vec::new();
@@ -20,6 +29,7 @@ static mut HITS: Vec<usize> = Vec::new(); // where triggers start in the data, r
 struct Config {
     paths: bool,
     secrets: bool,
+    user_data: bool,
     repl: Vec<u8>,
     deny: Vec<Vec<u8>>,
     hash: Vec<Vec<u8>>,
@@ -82,6 +92,7 @@ fn init(arg: &[u8]) -> Result<Config, String> {
     let v = parse_json(arg).map_err(|_| "init: not JSON".to_string())?;
     let mut paths = true;
     let mut secrets = true;
+    let mut user_data = true;
     let mut repl: Vec<u8> = b"[REDACTED]".to_vec();
     let mut deny: Vec<Vec<u8>> = ["password", "passwd", "secret", "api_key", "apikey", "access_token", "refresh_token", "authorization", "cookie", "ssn", "credit_card", "card_number"]
         .iter()
@@ -98,6 +109,7 @@ fn init(arg: &[u8]) -> Result<Config, String> {
                 match &k[..] {
                     b"paths" => set_bool(&mut paths, val)?,
                     b"secrets" => set_bool(&mut secrets, val)?,
+                    b"user_data" => set_bool(&mut user_data, val)?,
                     b"replacement" => {
                         if let Json::Str(s) = val {
                             repl = s.clone()
@@ -131,9 +143,13 @@ fn init(arg: &[u8]) -> Result<Config, String> {
     for r in RULES.iter() {
         all.extend_from_slice(r.triggers);
     }
+    if user_data {
+        deny.extend(USER_DATA_FIELDS.iter().map(|s| s.as_bytes().to_vec()));
+    }
     let mut c = Config {
         paths,
         secrets,
+        user_data,
         repl,
         deny: Vec::new(),
         hash: Vec::new(),
@@ -149,7 +165,7 @@ fn init(arg: &[u8]) -> Result<Config, String> {
     }
     for k in &deny {
         let k = go_lower(k);
-        if !allow.contains(&k) {
+        if !allow.contains(&k) && !c.deny.contains(&k) {
             let mut lit = vec![b'"'];
             lit.extend_from_slice(&k);
             lit.push(b'"');
@@ -260,7 +276,7 @@ pub extern "C" fn eventpipe_process(_p: i32, n: i32) -> i64 {
                 p += lens[k];
             }
             let data = &r[p..];
-            let source = sanitize_string(cfg, f[1], true, true);
+            let source = sanitize_string(cfg, f[1], true, true, true);
             let new_data = if data.is_empty() { Ok(None) } else { rewrite_data(cfg, data) };
             match new_data {
                 Err(()) => {
@@ -712,19 +728,21 @@ struct Rule {
     find: Option<Finder>, // None: key=value
 }
 
-const RULES: [Rule; 8] = [
+const RULES: [Rule; 9] = [
     Rule { triggers: &[b"private key"], find: Some(find_private_key) },
     Rule { triggers: &[b"://"], find: Some(find_url_password) },
     Rule { triggers: &[b"eyj"], find: Some(find_jwt) },
     Rule { triggers: &[b"bearer"], find: Some(find_bearer) },
+    Rule { triggers: &[b"basic"], find: Some(find_basic) },
     Rule { triggers: &[b"sk-", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"xox", b"aiza", b"glpat-"], find: Some(find_token) },
     Rule { triggers: &[b"akia", b"asia"], find: Some(find_aws_key) },
     Rule { triggers: &[b"aws_secret"], find: Some(find_aws_secret) },
     Rule { triggers: &KV_WORDS, find: None },
 ];
 
-/// Sanitizes one string (secrets, then paths); None when it is unchanged.
-fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, paths: bool) -> Option<Vec<u8>> {
+/// Sanitizes one string (secrets, then user data, then paths); None when it
+/// is unchanged.
+fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, user_data: bool, paths: bool) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
     if secrets && cfg.secrets && cfg.triggers.contains_any(s) {
         for (k, r) in RULES.iter().enumerate() {
@@ -744,13 +762,38 @@ fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, paths: bool) -> Option
             }
         }
     }
+    if user_data && cfg.user_data {
+        let (email, digits) = {
+            let text: &[u8] = match &cur {
+                Some(c) => c,
+                None => s,
+            };
+            may_hold_user_data(text)
+        };
+        let mut apply = |f: fn(&[u8], &[u8]) -> Option<Vec<u8>>| {
+            let text: &[u8] = match &cur {
+                Some(c) => c,
+                None => s,
+            };
+            if let Some(c) = f(text, &cfg.repl) {
+                cur = Some(c);
+            }
+        };
+        if email {
+            apply(redact_emails);
+        }
+        if digits {
+            apply(redact_ssns);
+            apply(redact_cards);
+        }
+    }
     if paths && cfg.paths {
         let text: &[u8] = match &cur {
             Some(c) => c,
             None => s,
         };
         if text.iter().any(|&c| c == b'/' || c == b'\\') {
-            if let Some(c) = clean_paths(text) {
+            if let Some(c) = clean_paths(text, &cfg.repl) {
                 cur = Some(c);
             }
         }
@@ -759,6 +802,232 @@ fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, paths: bool) -> Option
         Some(c) if c != s => Some(c),
         _ => None,
     }
+}
+
+// ---- user data and HTTP Basic credentials (as sanitize.go) -----------------
+
+fn may_hold_user_data(b: &[u8]) -> (bool, bool) {
+    let mut email = false;
+    let mut n = 0;
+    for &c in b {
+        if c == b'@' {
+            email = true;
+        } else if c.is_ascii_digit() {
+            n += 1;
+        }
+    }
+    (email, n >= 9)
+}
+
+fn is_email_local(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'%' | b'+' | b'-')
+}
+
+fn redact_emails(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut last = 0;
+    let mut at = 0;
+    while at < s.len() {
+        if s[at] != b'@' {
+            at += 1;
+            continue;
+        }
+        let mut a = at;
+        while a > last && is_email_local(s[a - 1]) {
+            a -= 1;
+        }
+        if a == at {
+            at += 1;
+            continue;
+        }
+        let e = match email_domain_end(s, at + 1) {
+            Some(e) => e,
+            None => {
+                at += 1;
+                continue;
+            }
+        };
+        let o = out.get_or_insert_with(Vec::new);
+        o.extend_from_slice(&s[last..a]);
+        o.extend_from_slice(repl);
+        last = e;
+        at = e;
+    }
+    out.map(|mut o| {
+        o.extend_from_slice(&s[last..]);
+        o
+    })
+}
+
+fn email_domain_end(s: &[u8], i: usize) -> Option<usize> {
+    let mut end = None;
+    let mut j = i;
+    loop {
+        let mut k = j;
+        let mut letters = true;
+        while k < s.len() && (s[k].is_ascii_alphanumeric() || s[k] == b'-') {
+            letters = letters && s[k].is_ascii_alphabetic();
+            k += 1;
+        }
+        if k == j {
+            return end;
+        }
+        if j > i && letters && k - j >= 2 {
+            end = Some(k);
+        }
+        if k >= s.len() || s[k] != b'.' {
+            return end;
+        }
+        j = k + 1;
+    }
+}
+
+fn number_boundary(c: u8) -> bool {
+    !is_word(c) && c != b'-'
+}
+
+fn redact_ssns(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut last = 0;
+    let mut i = 0;
+    let d = |c: u8| c.is_ascii_digit();
+    while i + 11 <= s.len() {
+        let t = &s[i..i + 11];
+        let ok = (i == 0 || number_boundary(s[i - 1]))
+            && (i + 11 == s.len() || number_boundary(s[i + 11]))
+            && d(t[0]) && d(t[1]) && d(t[2]) && t[3] == b'-' && d(t[4]) && d(t[5])
+            && t[6] == b'-' && d(t[7]) && d(t[8]) && d(t[9]) && d(t[10]);
+        if !ok {
+            i += 1;
+            continue;
+        }
+        let o = out.get_or_insert_with(Vec::new);
+        o.extend_from_slice(&s[last..i]);
+        o.extend_from_slice(repl);
+        last = i + 11;
+        i += 11;
+    }
+    out.map(|mut o| {
+        o.extend_from_slice(&s[last..]);
+        o
+    })
+}
+
+fn redact_cards(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut last = 0;
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_digit() || (i > 0 && is_word(s[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let mut n = 0;
+        let mut end = i;
+        let mut j = i;
+        while j < s.len() {
+            if s[j].is_ascii_digit() {
+                n += 1;
+                j += 1;
+                end = j;
+                continue;
+            }
+            if (s[j] == b' ' || s[j] == b'-') && j + 1 < s.len() && s[j + 1].is_ascii_digit() {
+                j += 1;
+                continue;
+            }
+            break;
+        }
+        if n >= 13 && n <= 19 && (end == s.len() || !is_word(s[end])) && luhn(&s[i..end]) {
+            let o = out.get_or_insert_with(Vec::new);
+            o.extend_from_slice(&s[last..i]);
+            o.extend_from_slice(repl);
+            last = end;
+        }
+        i = end;
+    }
+    out.map(|mut o| {
+        o.extend_from_slice(&s[last..]);
+        o
+    })
+}
+
+fn luhn(s: &[u8]) -> bool {
+    let mut sum = 0;
+    let mut double = false;
+    for &c in s.iter().rev() {
+        if !c.is_ascii_digit() {
+            continue;
+        }
+        let mut d = (c - b'0') as u32;
+        if double {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+        double = !double;
+    }
+    sum % 10 == 0
+}
+
+fn is_base64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+}
+
+fn base64_has_colon(tok: &[u8]) -> bool {
+    if tok.len() < 4 || tok.len() % 4 == 1 {
+        return false;
+    }
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &c in tok {
+        let v = match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if (acc >> bits) as u8 == b':' {
+                return true;
+            }
+            acc &= (1 << bits) - 1;
+        }
+    }
+    false
+}
+
+// "basic" at a word start, white space, base64 of user:password.
+fn find_basic(s: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut a = from;
+    while a + 5 < s.len() {
+        if !boundary_before(s, a) || !has_prefix_fold(&s[a..a + 5], b"basic") {
+            a += 1;
+            continue;
+        }
+        let k = run_of(s, a + 5, re_space);
+        if k == a + 5 {
+            a += 1;
+            continue;
+        }
+        let e = run_of(s, k, is_base64);
+        if !base64_has_colon(&s[k..e]) {
+            a += 1;
+            continue;
+        }
+        let mut p = e;
+        while p < s.len() && p - e < 2 && s[p] == b'=' {
+            p += 1;
+        }
+        return Some((a, p, k - a, 0));
+    }
+    None
 }
 
 // ---- paths -----------------------------------------------------------------
@@ -771,7 +1040,7 @@ fn is_path_end(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'<' | b'>' | b'|' | b';' | b',' | b'(' | b')' | b'[' | b']')
 }
 
-fn clean_paths(s: &[u8]) -> Option<Vec<u8>> {
+fn clean_paths(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
     let mut last = 0;
     let mut i = 0;
@@ -782,13 +1051,23 @@ fn clean_paths(s: &[u8]) -> Option<Vec<u8>> {
         }
         let c = s[i];
         let is_drive = i + 2 < s.len() && (c | 0x20).is_ascii_lowercase() && s[i + 1] == b':' && s[i + 2] == b'\\';
-        if c != b'/' && !(c == b'~' && i + 1 < s.len() && s[i + 1] == b'/') && !is_drive {
+        // A relative path that climbs ("../", "..\\") is redacted whole.
+        let climbs = c == b'.' && i + 2 < s.len() && s[i + 1] == b'.' && (s[i + 2] == b'/' || s[i + 2] == b'\\');
+        if c != b'/' && !(c == b'~' && i + 1 < s.len() && s[i + 1] == b'/') && !is_drive && !climbs {
             i += 1;
             continue;
         }
         let end = run_of(s, i, |c| !is_path_end(c));
         let tok = &s[i..end];
         if tok.starts_with(b"//") {
+            i = end + 1;
+            continue;
+        }
+        if climbs {
+            let o = out.get_or_insert_with(Vec::new);
+            o.extend_from_slice(&s[last..i]);
+            o.extend_from_slice(repl);
+            last = end;
             i = end + 1;
             continue;
         }
@@ -1106,6 +1385,7 @@ struct Rewriter<'a> {
     changed: bool,
     secrets: bool,
     paths: bool,
+    user_data: bool,
     keys: bool,
     hits: &'a [usize],
     next_hit: usize,
@@ -1141,7 +1421,11 @@ impl<'a> Rewriter<'a> {
                 self.i = end;
                 let secrets = self.secrets && (esc || self.all_strings || self.hit_within(start, end));
                 let paths = self.paths && tok.iter().any(|&c| c == b'/' || c == b'\\');
-                if !secrets && !paths {
+                let user_data = self.user_data && {
+                    let (email, digits) = may_hold_user_data(tok);
+                    email || digits || esc
+                };
+                if !secrets && !paths && !user_data {
                     self.out.extend_from_slice(tok);
                     return Ok(());
                 }
@@ -1152,7 +1436,7 @@ impl<'a> Rewriter<'a> {
                 } else {
                     &tok[1..tok.len() - 1]
                 };
-                match sanitize_string(self.cfg, s, secrets, paths) {
+                match sanitize_string(self.cfg, s, secrets, user_data, paths) {
                     Some(clean) => {
                         append_json_string(&mut self.out, &clean);
                         self.changed = true;
@@ -1175,16 +1459,18 @@ impl<'a> Rewriter<'a> {
 
     fn skip(&mut self) -> Result<(), ()> {
         let (n, changed) = (self.out.len(), self.changed);
-        let (s, p, k) = (self.secrets, self.paths, self.keys);
+        let (s, p, k, u) = (self.secrets, self.paths, self.keys, self.user_data);
         self.secrets = false;
         self.paths = false;
         self.keys = false;
+        self.user_data = false;
         let r = self.value();
         self.out.truncate(n);
         self.changed = changed;
         self.secrets = s;
         self.paths = p;
         self.keys = k;
+        self.user_data = u;
         r
     }
 
@@ -1331,11 +1617,15 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     let secrets = cfg.secrets && (escaped || !hits.is_empty());
     let paths = cfg.paths && paths;
     let keys = escaped || keys;
-    let result = if !secrets && !paths && !keys {
+    let user_data = cfg.user_data && {
+        let (email, digits) = may_hold_user_data(raw);
+        email || digits || escaped
+    };
+    let result = if !secrets && !paths && !keys && !user_data {
         Ok(None)
     } else {
         let scratch = unsafe { std::mem::take(&mut SCRATCH) };
-        let mut w = Rewriter { cfg, raw, i: 0, out: scratch, changed: false, secrets, paths, keys, hits: &hits, next_hit: 0, all_strings: escaped };
+        let mut w = Rewriter { cfg, raw, i: 0, out: scratch, changed: false, secrets, paths, user_data, keys, hits: &hits, next_hit: 0, all_strings: escaped };
         w.out.clear();
         let r = w.value();
         let changed = w.changed;
