@@ -112,6 +112,12 @@ type Component interface {
 	Shutdown(ctx context.Context) error
 }
 
+// A Sanitizer rewrites an event in place, reporting whether it changed it
+// (Config.Sanitizer); *stage.Sanitize is one.
+type Sanitizer interface {
+	Event(ev *Event) (changed bool, err error)
+}
+
 // Exporter delivers events to one named output. Export returns nil when the
 // output accepted every event, an error wrapped with Permanent when retrying
 // cannot help, and any other error when a retry may succeed. Retry, backoff

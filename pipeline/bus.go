@@ -42,6 +42,7 @@ type Bus struct {
 	disabled    atomic.Uint64 // published while disabled
 	delivered   atomic.Uint64
 	handlerErrs atomic.Uint64
+	unsanitized atomic.Uint64
 
 	mu      sync.Mutex // guards start and subs changes
 	started bool
@@ -215,6 +216,7 @@ func (b *Bus) dispatch() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var idbuf []byte
+	var failed []sanitizeFailure
 	for {
 		events = b.q.popWait(b.runCtx, events[:0], b.cfg.BatchSize, b.cfg.BatchLinger, timer)
 		if len(events) == 0 {
@@ -224,9 +226,13 @@ func (b *Bus) dispatch() {
 			continue
 		}
 		idbuf = b.ids.assign(events, idbuf)
-		b.deliver(events)
+		failed = b.sanitize(events, failed[:0])
+		b.deliver(events, failed)
 		if h := b.cfg.Handler; h != nil {
 			batch.Reset(events)
+			for _, f := range failed {
+				batch.Mark(f.i, DeadLetter, "sanitize", f.reason)
+			}
 			if err := h.HandleBatch(b.runCtx, &batch); err != nil {
 				b.handlerErrs.Add(1)
 			}
@@ -239,12 +245,40 @@ func (b *Bus) dispatch() {
 	}
 }
 
-func (b *Bus) deliver(events []Event) {
+// sanitizeFailure is an event the Config.Sanitizer refused, and why.
+type sanitizeFailure struct {
+	i      int
+	reason string
+}
+
+// sanitize runs the Config.Sanitizer over events, appending the ones it
+// refused (in order) to failed.
+func (b *Bus) sanitize(events []Event, failed []sanitizeFailure) []sanitizeFailure {
+	s := b.cfg.Sanitizer
+	if s == nil {
+		return failed
+	}
+	for i := range events {
+		if _, err := s.Event(&events[i]); err != nil {
+			failed = append(failed, sanitizeFailure{i, err.Error()})
+		}
+	}
+	b.unsanitized.Add(uint64(len(failed)))
+	return failed
+}
+
+// deliver gives subscribers the events, except those the sanitizer
+// refused (skip, in order).
+func (b *Bus) deliver(events []Event, skip []sanitizeFailure) {
 	subs := *b.subs.Load()
 	if len(subs) == 0 {
 		return
 	}
 	for i := range events {
+		if len(skip) > 0 && skip[0].i == i {
+			skip = skip[1:]
+			continue
+		}
 		ev := &events[i]
 		for _, s := range subs {
 			if s.pattern.Match(ev.Type) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -641,5 +642,71 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := pipeline.NewBus(cfg); err == nil {
 		t.Error("NewBus accepted an invalid config")
+	}
+}
+
+// refuseSanitizer refuses events of one type and marks the others.
+type refuseSanitizer struct{ refuse string }
+
+func (s refuseSanitizer) Event(ev *pipeline.Event) (bool, error) {
+	if ev.Type == s.refuse {
+		return false, errors.New("data is not JSON")
+	}
+	ev.Source = "sanitized"
+	return true, nil
+}
+
+// An event the Sanitizer refuses reaches no subscriber and reaches the
+// handler marked DeadLetter with the reason; the others pass sanitized.
+func TestSanitizerRunsBeforeHandlerAndSubscribers(t *testing.T) {
+	cfg := pipeline.DefaultConfig()
+	cfg.Enabled = true
+	cfg.Sanitizer = refuseSanitizer{refuse: "a.bad"}
+	var mu sync.Mutex
+	var verdicts []string
+	cfg.Handler = pipeline.BatchHandlerFunc(func(_ context.Context, b *pipeline.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range b.Events {
+			verdicts = append(verdicts, fmt.Sprintf("%s %s %v %s", e.Type, e.Source, b.Verdicts[i], b.Reasons[i]))
+		}
+		return nil
+	})
+	bus, err := pipeline.NewBus(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := bus.Subscribe("a.*", pipeline.SubscribeOptions{QueueSize: 10})
+	for _, typ := range []string{"a.good", "a.bad", "a.fine"} {
+		if err := bus.Emit(context.Background(), pipeline.Event{Type: typ, Source: "raw"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bus.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		e, err := sub.Next(context.Background())
+		if err != nil {
+			break
+		}
+		got = append(got, e.Type+" "+e.Source)
+	}
+	if want := []string{"a.good sanitized", "a.fine sanitized"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber got %q, want %q", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		fmt.Sprintf("a.good sanitized %v ", pipeline.Keep),
+		fmt.Sprintf("a.bad raw %v data is not JSON", pipeline.DeadLetter),
+		fmt.Sprintf("a.fine sanitized %v ", pipeline.Keep),
+	}
+	if !slices.Equal(verdicts, want) {
+		t.Errorf("handler saw %q, want %q", verdicts, want)
+	}
+	if n := bus.Stats().Unsanitized; n != 1 {
+		t.Errorf("Unsanitized = %d, want 1", n)
 	}
 }

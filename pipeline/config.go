@@ -47,6 +47,18 @@ type Config struct {
 	// Handler receives every batch (the pipeline's stages and exporters).
 	// Nil: events go to subscribers only.
 	Handler BatchHandler `yaml:"-"`
+	// Sanitizer, if set, rewrites every event before the subscribers and
+	// the Handler see it. Give it the sanitizer the pipeline's sanitize
+	// stage runs — stage.NewSanitize(stage.DefaultSanitizeConfig()), from
+	// package pipeline/stage — and an embedding program is private by
+	// default too: secrets, user data and home directories out of event
+	// data (Track's error text included), source and subject. An event it
+	// cannot sanitize (data that is not JSON) is never passed on raw:
+	// subscribers do not get it, the Handler gets it marked DeadLetter
+	// with the reason, and Stats counts it as Unsanitized. It is called
+	// from the bus's one dispatching goroutine, so it need not be safe
+	// for concurrent use.
+	Sanitizer Sanitizer `yaml:"-"`
 	// StatsInterval is how often a runner (eventpipe run) emits an
 	// event.stats event through the pipeline, like any event: throughput,
 	// queue depth and bytes held, drops by reason, error rate, per output

@@ -2,10 +2,12 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
+	"github.com/eventpipe/eventpipe/pipeline/stage"
 )
 
 // Embedding the bus: events are off until enabled, then flow to a handler
@@ -78,4 +80,29 @@ func ExampleDecode() {
 	}
 	fmt.Println(string(e.AppendJSON(nil)))
 	// Output: {"schema_version":"1.0","id":"","type":"agent.completed","time":"2026-01-02T03:04:05.000000000Z","source":"agent-1","sequence":0,"correlation_id":"c-1","tags":["prod"],"language":"lua","data":{"ok":true}}
+}
+
+// An embedding program private by default: the sanitize stage's own
+// sanitizer runs before the handler and the subscribers, so the error
+// text Track reports loses its secrets, e-mail addresses and home
+// directories.
+func ExampleConfig_sanitizer() {
+	san, err := stage.NewSanitize(stage.DefaultSanitizeConfig())
+	if err != nil {
+		panic(err)
+	}
+	cfg := pipeline.DefaultConfig()
+	cfg.Enabled = true
+	cfg.Filter.EmitTimingEvents = false // no duration_ms, for a stable output
+	cfg.Sanitizer = san
+	bus, _ := pipeline.NewBus(cfg)
+	sub, _ := bus.Subscribe("*.failed", pipeline.SubscribeOptions{QueueSize: 10})
+	ctx := pipeline.WithEmitter(context.Background(), bus)
+	_ = pipeline.Track(ctx, "deploy", func(context.Context) error {
+		return errors.New("open /home/alice/.kube/config: token=abc123 rejected for alice@example.com")
+	})
+	e, _ := sub.Next(context.Background())
+	fmt.Println(e.Type, string(e.Data))
+	_ = bus.Close(context.Background())
+	// Output: deploy.failed {"error":"open ~/.kube/config: token=[REDACTED] rejected for [REDACTED]"}
 }

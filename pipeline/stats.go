@@ -22,6 +22,9 @@ type Stats struct {
 	// (its context ended): the publisher was told, and an ingest answers
 	// 503 so that the client sends them again. Not lost, not dropped.
 	Refused uint64 `json:"refused"`
+	// Unsanitized counts events the Config.Sanitizer could not sanitize:
+	// withheld from subscribers, handed to the Handler marked DeadLetter.
+	Unsanitized uint64 `json:"unsanitized,omitempty"`
 	// HandlerErrors counts batches whose handler returned an error.
 	HandlerErrors uint64 `json:"handler_errors"`
 	// QueueDepth is the number of queued events now; HighWater the most seen.
@@ -49,6 +52,7 @@ func (b *Bus) Stats() Stats {
 		Invalid:       b.invalid.Load(),
 		Disabled:      b.disabled.Load(),
 		HandlerErrors: b.handlerErrs.Load(),
+		Unsanitized:   b.unsanitized.Load(),
 	}
 	b.mu.Lock()
 	q := b.q

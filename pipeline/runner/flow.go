@@ -69,8 +69,9 @@ func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	for _, rec := range recs {
-		r.metrics.deadLettered.WithLabelValues(rec.Stage).Inc()
+	for i := range recs {
+		r.metrics.deadLettered.WithLabelValues(recs[i].Stage).Inc()
+		recs[i].Reason = r.scrub.String(recs[i].Reason)
 	}
 	r.deadLetters.Add(uint64(len(recs)))
 	if err := r.dlq.Write(recs...); err != nil {

@@ -63,6 +63,8 @@ type Options struct {
 	// calls its output slow. Default 5s.
 	SlowAfter  time.Duration
 	HTTPClient *http.Client
+
+	scrub *scrubber // set by withDefaults
 }
 
 // Runner is one running pipeline: a bus and dead-letter file that live as
@@ -70,6 +72,7 @@ type Options struct {
 type Runner struct {
 	opts    Options
 	log     *slog.Logger
+	scrub   *scrubber // error text for people: dead-letter reasons, last_error
 	bus     *pipeline.Bus
 	dlq     *export.DeadLetter
 	sources *graph // built once: changes to ingest need a restart
@@ -106,7 +109,7 @@ type Runner struct {
 // found is returned at once, as config.Errors.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Runner, error) {
 	opts = opts.withDefaults()
-	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, adminReady: make(chan struct{}), flowReady: make(chan struct{}), flowFailed: make(chan struct{})}
+	r := &Runner{opts: opts, log: opts.Logger, scrub: opts.scrub, cfg: cfg, adminReady: make(chan struct{}), flowReady: make(chan struct{}), flowFailed: make(chan struct{})}
 	r.counters.init()
 	r.state.Store("starting")
 	r.metrics = newMetrics(r)
@@ -150,6 +153,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	// Errors in the log lose their secrets and paths (scrub.go).
+	o.scrub = newScrubber()
+	o.Logger = slog.New(scrubHandler{next: o.Logger.Handler(), s: o.scrub})
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
 	}
@@ -168,7 +174,7 @@ func (o Options) withDefaults() Options {
 // created without starting anything. It is `eventpipe validate`.
 func Validate(ctx context.Context, cfg *config.Config, opts Options) error {
 	opts = opts.withDefaults()
-	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg}
+	r := &Runner{opts: opts, log: opts.Logger, scrub: opts.scrub, cfg: cfg}
 	r.counters.init()
 	r.metrics = newMetrics(r)
 	g, err := r.build(ctx, cfg, true)
