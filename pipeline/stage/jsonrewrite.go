@@ -85,11 +85,11 @@ func (w *rewriter) value() error {
 		// it, or if it is escaped (an escape could hide a trigger from the
 		// scan of the raw bytes).
 		secrets := w.secrets && (esc || w.allStrings || w.hitWithin(start, end))
-		paths := w.paths && containsPathSep(tok)
-		userData := false
-		if w.userData {
-			email, digits := mayHoldUserData(tok)
-			userData = email || digits || esc
+		var paths, userData bool
+		if w.paths || w.userData {
+			pathSep, email, digits := scanBytes(tok)
+			paths = w.paths && pathSep
+			userData = w.userData && (email || digits || esc)
 		}
 		if !secrets && !paths && !userData {
 			w.out = append(w.out, tok...)
@@ -264,11 +264,9 @@ func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 			w.secrets, w.hits = len(s.hits) > 0, s.hits
 		}
 	}
-	w.paths = s.cfg.Paths && containsPathSep(raw)
-	if s.cfg.UserData {
-		email, digits := mayHoldUserData(raw)
-		w.userData = email || digits || escaped
-	}
+	pathSep, email, digits := scanBytes(raw)
+	w.paths = s.cfg.Paths && pathSep
+	w.userData = s.cfg.UserData && (email || digits || escaped)
 	w.keys = escaped || containsAny(raw, s.keys)
 	if !w.secrets && !w.paths && !w.keys && !w.userData {
 		return raw, false, nil
@@ -283,11 +281,3 @@ func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 	return append([]byte(nil), w.out...), true, nil
 }
 
-func containsPathSep(b []byte) bool {
-	for _, c := range b {
-		if c == '/' || c == '\\' {
-			return true
-		}
-	}
-	return false
-}

@@ -333,10 +333,15 @@ func bytesOf(s string) []byte {
 
 // litSet is a set of lower-case literals (two bytes or more) searched for,
 // without regard to case, in one pass: a bit set of their first two bytes
-// rules out almost every position at the cost of a table lookup.
+// rules out almost every position at the cost of a table lookup, and one
+// of their second and third bytes most of the rest (with many literals the
+// first two bytes alone, `"a` for instance, let every key starting with
+// an a through to the comparisons).
 type litSet struct {
 	lits   [][]byte
 	bigram [1 << 16 / 64]uint64
+	next   [1 << 16 / 64]uint64 // bytes 1 and 2; every bit if a literal has two bytes
+	short  bool                 // a literal has two bytes
 }
 
 var lowerTable = func() (t [256]byte) {
@@ -358,22 +363,53 @@ func newLitSet(lits [][]byte) *litSet {
 		}
 		k := uint16(l[0])<<8 | uint16(l[1])
 		s.bigram[k/64] |= 1 << (k % 64)
+		if len(l) == 2 {
+			s.short = true
+			continue
+		}
+		k = uint16(l[1])<<8 | uint16(l[2])
+		s.next[k/64] |= 1 << (k % 64)
+	}
+	if s.short {
+		for i := range s.next {
+			s.next[i] = ^uint64(0)
+		}
 	}
 	return s
 }
 
+// match reports whether a literal of set starts at b[i:], given that its
+// first two bytes are in the bigram set (the callers' loops check that
+// inline: it rules out almost every position).
+func (set *litSet) match(b []byte, i int) bool {
+	if i+2 < len(b) {
+		k := uint16(lowerTable[b[i+1]])<<8 | uint16(lowerTable[b[i+2]])
+		if set.next[k/64]&(1<<(k%64)) == 0 {
+			return false
+		}
+	} else if !set.short {
+		return false
+	}
+	for _, l := range set.lits {
+		if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
+			return true
+		}
+	}
+	return false
+}
+
 // appendHits appends the offsets in b where a literal of set starts.
 func appendHits(dst []int, b []byte, set *litSet) []int {
+	if len(b) < 2 {
+		return dst
+	}
+	prev := uint16(lowerTable[b[0]])
 	for i := 0; i+1 < len(b); i++ {
-		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
-		if set.bigram[k/64]&(1<<(k%64)) == 0 {
-			continue
-		}
-		for _, l := range set.lits {
-			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
-				dst = append(dst, i)
-				break
-			}
+		next := uint16(lowerTable[b[i+1]])
+		k := prev<<8 | next
+		prev = next
+		if set.bigram[k/64]&(1<<(k%64)) != 0 && set.match(b, i) {
+			dst = append(dst, i)
 		}
 	}
 	return dst
@@ -381,18 +417,16 @@ func appendHits(dst []int, b []byte, set *litSet) []int {
 
 // containsAny reports whether b holds any literal of set, ignoring ASCII case.
 func containsAny(b []byte, set *litSet) bool {
-	if set == nil {
+	if set == nil || len(b) < 2 {
 		return false
 	}
+	prev := uint16(lowerTable[b[0]])
 	for i := 0; i+1 < len(b); i++ {
-		k := uint16(lowerTable[b[i]])<<8 | uint16(lowerTable[b[i+1]])
-		if set.bigram[k/64]&(1<<(k%64)) == 0 {
-			continue
-		}
-		for _, l := range set.lits {
-			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
-				return true
-			}
+		next := uint16(lowerTable[b[i+1]])
+		k := prev<<8 | next
+		prev = next
+		if set.bigram[k/64]&(1<<(k%64)) != 0 && set.match(b, i) {
+			return true
 		}
 	}
 	return false
@@ -655,19 +689,39 @@ func (s *Sanitize) Process(_ context.Context, b *pipeline.Batch) error {
 // that plugins/sanitize-rust can mirror them byte for byte (it has no
 // regular expressions): the differential fuzz test holds the two equal.
 
-// mayHoldUserData reports whether b may hold an e-mail address (an '@')
-// and whether it may hold an SSN-like or card number (nine digits or more).
-func mayHoldUserData(b []byte) (email, digits bool) {
+// byteClass marks the bytes the cheap scans look for.
+var byteClass = func() (t [256]uint8) {
+	t['/'], t['\\'], t['@'] = classPathSep, classPathSep, classAt
+	for c := '0'; c <= '9'; c++ {
+		t[c] = classDigit
+	}
+	return
+}()
+
+const (
+	classPathSep = 1 << iota
+	classAt
+	classDigit
+)
+
+// scanBytes reports, in one pass, whether b holds a path separator and
+// whether it may hold user data: an e-mail address (an '@') or an
+// SSN-like or card number (nine digits or more).
+func scanBytes(b []byte) (pathSep, email, digits bool) {
+	var seen uint8
 	n := 0
 	for _, c := range b {
-		switch {
-		case c == '@':
-			email = true
-		case c >= '0' && c <= '9':
-			n++
-		}
+		k := byteClass[c]
+		seen |= k
+		n += int(k >> 2) // classDigit is 4
 	}
-	return email, n >= 9
+	return seen&classPathSep != 0, seen&classAt != 0, n >= 9
+}
+
+// mayHoldUserData is scanBytes's user-data half.
+func mayHoldUserData(b []byte) (email, digits bool) {
+	_, email, digits = scanBytes(b)
+	return email, digits
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
