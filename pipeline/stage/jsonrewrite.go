@@ -280,4 +280,3 @@ func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 	}
 	return append([]byte(nil), w.out...), true, nil
 }
-
