@@ -432,7 +432,14 @@ func containsAny(b []byte, set *litSet) bool {
 	return false
 }
 
+// hasPrefixFold reports whether b (at least as long as lowerLit) starts
+// with lowerLit, ignoring ASCII case. The last byte is compared first:
+// against many literals of different lengths (the `"key"` ones end in a
+// quote) it rules out almost all of them at once.
 func hasPrefixFold(b, lowerLit []byte) bool {
+	if n := len(lowerLit); n > 0 && lowerTable[b[n-1]] != lowerLit[n-1] {
+		return false
+	}
 	for j, c := range lowerLit {
 		if lowerTable[b[j]] != c {
 			return false

@@ -36,9 +36,11 @@ struct Config {
     hash_key: Vec<u8>,
     key_lits: Vec<Vec<u8>>, // `"key"` lower-case, for the cheap scan
     keys: LitSet,            // the same, as a set
+    keys_by_len: Vec<Vec<Vec<u8>>>, // the same by length, when none holds a quote or backslash inside
     triggers: LitSet,        // every rule's
     rule_triggers: Vec<LitSet>,
     pair: Vec<u8>, // 65536 flags by lower-cased byte pair: 1 a trigger starts, 2 a key starts
+    pair2: Vec<u8>, // the same flags by a literal's second and third bytes (all set for two-byte literals)
 }
 
 #[no_mangle]
@@ -156,12 +158,15 @@ fn init(arg: &[u8]) -> Result<Config, String> {
         hash_key,
         key_lits: Vec::new(),
         keys: LitSet::new(&[]),
+        keys_by_len: Vec::new(),
         triggers: LitSet::new(&all),
         rule_triggers: RULES.iter().map(|r| LitSet::new(r.triggers)).collect(),
         pair: vec![0; 65536],
+        pair2: vec![0; 65536],
     };
     for l in all.iter() {
         c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 1;
+        mark_pair2(&mut c.pair2, l, 1);
     }
     for k in &deny {
         let k = go_lower(k);
@@ -181,15 +186,38 @@ fn init(arg: &[u8]) -> Result<Config, String> {
         c.key_lits.push(lit);
         c.hash.push(k);
     }
+    // A key in the data is a quoted string: its length, up to the closing
+    // quote, picks the few literals worth comparing.
+    if c.key_lits.iter().all(|l| !l[1..l.len() - 1].iter().any(|&b| b == b'"' || b == b'\\')) {
+        for l in &c.key_lits {
+            if c.keys_by_len.len() <= l.len() {
+                c.keys_by_len.resize(l.len() + 1, Vec::new());
+            }
+            c.keys_by_len[l.len()].push(l.clone());
+        }
+    }
     let lits: Vec<&[u8]> = c.key_lits.iter().map(|l| &l[..]).collect();
     c.keys = LitSet::new(&lits);
     for l in &c.key_lits {
         c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 2;
+        mark_pair2(&mut c.pair2, l, 2);
     }
     if !c.hash.is_empty() && c.hash_key.is_empty() {
         return Err("sanitize: hash_fields needs a hash key".into());
     }
     Ok(c)
+}
+
+// Marks a literal's second and third bytes in pair2 (every pair for a
+// two-byte literal: nothing follows it to check).
+fn mark_pair2(pair2: &mut [u8], l: &[u8], flag: u8) {
+    if l.len() == 2 {
+        for f in pair2.iter_mut() {
+            *f |= flag;
+        }
+    } else {
+        pair2[(l[1] as usize) << 8 | l[2] as usize] |= flag;
+    }
 }
 
 fn set_bool(dst: &mut bool, v: &Json) -> Result<(), String> {
@@ -330,24 +358,41 @@ fn lower(c: u8) -> u8 {
     c | (((c.wrapping_sub(b'A') < 26) as u8) << 5)
 }
 
+// The last byte first: against many literals of different lengths (the
+// `"key"` ones end in a quote) it rules out almost all of them at once.
 fn has_prefix_fold(s: &[u8], lit: &[u8]) -> bool {
-    s.len() >= lit.len() && s.iter().zip(lit).all(|(a, b)| lower(*a) == *b)
+    let n = lit.len();
+    s.len() >= n && (n == 0 || lower(s[n - 1]) == lit[n - 1]) && s.iter().zip(lit).all(|(a, b)| lower(*a) == *b)
 }
 
 /// Lower-case literals (two bytes or more) searched for, without regard
 /// to ASCII case, in one pass: a bit set of their first two bytes rules
-/// out almost every position (as litSet in sanitize.go).
+/// out almost every position, one of their second and third bytes most of
+/// the rest (as litSet in sanitize.go).
 struct LitSet {
     lits: Vec<Vec<u8>>,
     bigram: Vec<u64>,
+    next: Vec<u64>, // bytes 1 and 2; every bit if a literal has two bytes
+    short: bool,
 }
 
 impl LitSet {
     fn new(lits: &[&[u8]]) -> LitSet {
-        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: vec![0; 1024] };
+        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: vec![0; 1024], next: vec![0; 1024], short: false };
         for l in lits {
             let k = (l[0] as usize) << 8 | l[1] as usize;
             set.bigram[k / 64] |= 1 << (k % 64);
+            if l.len() == 2 {
+                set.short = true;
+            } else {
+                let k = (l[1] as usize) << 8 | l[2] as usize;
+                set.next[k / 64] |= 1 << (k % 64);
+            }
+        }
+        if set.short {
+            for w in set.next.iter_mut() {
+                *w = !0;
+            }
         }
         set
     }
@@ -362,6 +407,14 @@ impl LitSet {
             let k = prev << 8 | next;
             prev = next;
             if self.bigram[k / 64] & (1 << (k % 64)) == 0 {
+                continue;
+            }
+            if i + 2 < b.len() {
+                let k = next << 8 | lower(b[i + 2]) as usize;
+                if self.next[k / 64] & (1 << (k % 64)) == 0 {
+                    continue;
+                }
+            } else if !self.short {
                 continue;
             }
             if self.lits.iter().any(|l| has_prefix_fold(&b[i..], l)) {
@@ -805,6 +858,32 @@ fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, user_data: bool, paths
 }
 
 // ---- user data and HTTP Basic credentials (as sanitize.go) -----------------
+
+// Whether a denied or hashed key's literal starts s.
+fn key_at(cfg: &Config, s: &[u8]) -> bool {
+    if cfg.keys_by_len.is_empty() {
+        return cfg.keys.lits.iter().any(|l| has_prefix_fold(s, l));
+    }
+    let max = cfg.keys_by_len.len();
+    let mut j = 1;
+    while j < s.len() && j < max && s[j] != b'"' {
+        j += 1;
+    }
+    if j >= s.len() || j + 1 >= max {
+        return false;
+    }
+    cfg.keys_by_len[j + 1].iter().any(|l| has_prefix_fold(s, l))
+}
+
+// 1 a path separator, 2 '@', 4 a digit.
+fn byte_class(c: u8) -> u8 {
+    match c {
+        b'/' | b'\\' => 1,
+        b'@' => 2,
+        b'0'..=b'9' => 4,
+        _ => 0,
+    }
+}
 
 fn may_hold_user_data(b: &[u8]) -> (bool, bool) {
     let mut email = false;
@@ -1578,7 +1657,48 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     let mut hits = unsafe { std::mem::take(&mut HITS) };
     hits.clear();
     let n = raw.len();
-    let paths = raw.contains(&b'/') || raw.contains(&b'\\');
+    // One table lookup per byte pair says whether a trigger (bit 1) or a
+    // key (bit 2) may start there, a second (by the next pair) rules out
+    // most of the rest; the same pass notes path separators, '@' and
+    // digits (scanBytes in sanitize.go).
+    let mut keys = false;
+    let mut seen = 0u8;
+    let mut digits = 0usize;
+    if n >= 1 {
+        let k = byte_class(raw[0]);
+        seen |= k;
+        digits += (k >> 2) as usize;
+    }
+    if n >= 2 {
+        let pair = &cfg.pair[..];
+        let pair2 = &cfg.pair2[..];
+        let mut prev = lower(raw[0]) as usize;
+        for i in 0..n - 1 {
+            let c = raw[i + 1];
+            let k = byte_class(c);
+            seen |= k;
+            digits += (k >> 2) as usize;
+            let next = lower(c) as usize;
+            let mut f = pair[prev << 8 | next];
+            prev = next;
+            if f == 0 {
+                continue;
+            }
+            if i + 2 < n {
+                f &= pair2[next << 8 | lower(raw[i + 2]) as usize];
+                if f == 0 {
+                    continue;
+                }
+            }
+            if f & 1 != 0 && cfg.secrets && cfg.triggers.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
+                hits.push(i);
+            }
+            if f & 2 != 0 && !keys && key_at(cfg, &raw[i..]) {
+                keys = true;
+            }
+        }
+    }
+    let paths = seen & 1 != 0;
     let mut escaped = false;
     if paths {
         let mut i = 0;
@@ -1593,34 +1713,10 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
             }
         }
     }
-    // One table lookup per byte pair says whether a trigger (bit 1) or a
-    // key (bit 2) may start there.
-    let mut keys = false;
-    if n >= 2 {
-        let pair = &cfg.pair[..];
-        let mut prev = lower(raw[0]) as usize;
-        for i in 0..n - 1 {
-            let next = lower(raw[i + 1]) as usize;
-            let f = pair[prev << 8 | next];
-            prev = next;
-            if f == 0 {
-                continue;
-            }
-            if f & 1 != 0 && cfg.secrets && cfg.triggers.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
-                hits.push(i);
-            }
-            if f & 2 != 0 && !keys && cfg.keys.lits.iter().any(|l| has_prefix_fold(&raw[i..], l)) {
-                keys = true;
-            }
-        }
-    }
     let secrets = cfg.secrets && (escaped || !hits.is_empty());
     let paths = cfg.paths && paths;
     let keys = escaped || keys;
-    let user_data = cfg.user_data && {
-        let (email, digits) = may_hold_user_data(raw);
-        email || digits || escaped
-    };
+    let user_data = cfg.user_data && (seen & 2 != 0 || digits >= 9 || escaped);
     let result = if !secrets && !paths && !keys && !user_data {
         Ok(None)
     } else {
