@@ -97,7 +97,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		t.Errorf("unknown: %+v", r)
 	}
 	// Every verb's help has its usage line and examples, on stdout.
-	for _, verb := range []string{"run", "validate", "test", "schema", "emit", "tail", "migrate", "dlq", "replay", "trace", "bench", "version"} {
+	for _, verb := range []string{"run", "validate", "test", "schema", "emit", "tail", "migrate", "dlq", "replay", "trace", "bench", "version", "completion", "help"} {
 		r := run(t, nil, "", verb, "--help")
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:\n  eventpipe "+verb) || !strings.Contains(r.stdout, "Examples:\n  eventpipe ") {
 			t.Errorf("%s --help: %+v", verb, r)

@@ -51,8 +51,6 @@ func Main(args []string, io IO) int {
 	root := newRoot(io, &code)
 	if len(args) == 0 {
 		root.InitDefaultHelpFlag()
-		root.InitDefaultHelpCmd()
-		root.InitDefaultCompletionCmd()
 		root.SetOut(io.Stderr)
 		_ = root.Usage()
 		return ExitUsage
@@ -94,6 +92,23 @@ func newRoot(io IO, code *int) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	for _, v := range verbs() {
 		root.AddCommand(v.command(io, code))
+	}
+	// cobra's own verbs, made now (not on Execute) to give them examples.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "completion":
+			c.Example = "  eventpipe completion bash > /etc/bash_completion.d/eventpipe\n" +
+				"  source <(eventpipe completion bash)\n" +
+				"  eventpipe completion zsh > \"${fpath[1]}/_eventpipe\"\n" +
+				"  eventpipe completion fish > ~/.config/fish/completions/eventpipe.fish"
+			for _, sh := range c.Commands() {
+				sh.Example = "  eventpipe completion " + sh.Name() + " --help   # how to install it for good"
+			}
+		case "help":
+			c.Example = "  eventpipe help run"
+		}
 	}
 	return root
 }
