@@ -187,6 +187,11 @@ func meter(bin []byte) ([]byte, error) {
 	return out, nil
 }
 
+// meterRevision names the metering this code injects, in the names of
+// cached metered modules: a change to the injected code changes it, so a
+// cache never hands back a module metered the old way.
+const meterRevision = 2
+
 // YieldEvery is how many units of fuel a metered module runs between two
 // yields to Go. Compiled wasm has no point where Go's garbage collector
 // can pause it: without yields a loop would hold every stop-the-world,
@@ -209,8 +214,7 @@ func (m *meterer) fuelCheck() []byte {
 	}
 	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
 	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz: every YieldEvery units
-	c = append(append(c, 0x23), uleb(m.stop)...)         // global.get stop
-	c = append(c, 0x72, 0x04, 0x40)                      // i32.or; if
+	c = append(c, 0x04, 0x40)                            // if
 	c = append(c, m.yield()...)
 	c = append(append(c, 0x23), gi...) //   global.get
 	c = append(c, 0x42, 0x00, 0x57)    //   i64.const 0; i64.le_s: spent
@@ -395,8 +399,11 @@ type meterer struct {
 // localCheck charges one unit to the function's fuel local l and traps,
 // after writing it back, when it is spent or the watchdog said stop. The
 // fuel lives in a local (a register) inside a function, so a loop does not
-// wait on a store and load of the global every iteration; the stop flag is
-// only read.
+// wait on a store and load of the global every iteration. The fast path is
+// a decrement, a mask and a branch: the stop flag is read every YieldEvery
+// units, at the yield to Go (a stop waits at most that long: microseconds
+// for a byte loop), except in a module without memory, which cannot
+// yield and reads it every time.
 func (m *meterer) localCheck(l uint32) []byte {
 	li := uleb(l)
 	var c []byte
@@ -412,8 +419,7 @@ func (m *meterer) localCheck(l uint32) []byte {
 	}
 	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
 	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz: every YieldEvery units (and when spent)
-	c = append(append(c, 0x23), uleb(m.stop)...)         // global.get stop
-	c = append(c, 0x72, 0x04, 0x40)                      // i32.or; if
+	c = append(c, 0x04, 0x40)                            // if
 	c = append(c, m.yield()...)                          //   a trip through Go
 	c = append(append(c, 0x20), li...)                   //   local.get F
 	c = append(c, 0x50)                                  //   i64.eqz

@@ -375,7 +375,7 @@ func (h *Host) metered(bin []byte) ([]byte, error) {
 		return meter(bin)
 	}
 	sum := sha256.Sum256(bin)
-	path := filepath.Join(h.meterDir, hex.EncodeToString(sum[:])+".wasm")
+	path := filepath.Join(h.meterDir, fmt.Sprintf("%s-m%d.wasm", hex.EncodeToString(sum[:]), meterRevision))
 	if b, err := os.ReadFile(path); err == nil {
 		return b, nil
 	}

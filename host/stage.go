@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,7 @@ type Stage struct {
 	// A transform's output, kept for the next plugin stage when it can
 	// take it as it is (pass-through: no decode and encode again).
 	prev     *Stage // the plugin stage right before this one, if any
+	chained  bool   // a plugin stage runs right after this one (keep lastOut)
 	lastOut  []byte // this stage's output for the current batch
 	lastN    int    // its records
 	lastABI  bool   // its records carry attributes (revision 2)
@@ -136,7 +138,7 @@ type Stage struct {
 // encoding the events again.
 func (s *Stage) ChainAfter(prev pipeline.Stage) {
 	if p, ok := prev.(*Stage); ok && p != s {
-		s.prev = p
+		s.prev, p.chained = p, true
 	}
 }
 
@@ -314,7 +316,8 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 			}
 		}
 	case KindTransform:
-		s.dropped = append(s.dropped[:0], make([]bool, n)...)
+		s.dropped = slices.Grow(s.dropped[:0], n)[:n]
+		clear(s.dropped)
 		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize, s.Plugin.manifest.ABI >= 2)
 		if rewrites > 0 {
 			s.metrics.failN("host_field", uint64(rewrites))
@@ -334,7 +337,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 				b.Events[i] = s.view[k]
 			}
 		}
-		if drops == 0 && rewrites == 0 {
+		if s.chained && drops == 0 && rewrites == 0 {
 			// The next plugin stage may take this output as it is. A copy:
 			// out is the instance's memory, reused by its next call.
 			s.lastOut = append(s.lastOut[:0], out...)

@@ -119,7 +119,7 @@ func Migrate(src []byte) (out []byte, notes []string, err error) {
 	if len(filter) > 0 {
 		add("filter", filter)
 	}
-	add("sanitize", map[string]any{"enabled": true, "paths": true, "secrets": true})
+	add("sanitize", map[string]any{"enabled": true, "paths": true, "secrets": true, "user_data": true})
 
 	outputs := map[string]any{}
 	var def []string
