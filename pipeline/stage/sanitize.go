@@ -100,7 +100,8 @@ type Sanitize struct {
 	component.NoLifecycle
 	cfg      SanitizeConfig
 	rules    []redaction
-	triggers *litSet // lower-case literals; a string without any needs no secret rule
+	triggers *litSet // lower-case literals; a string without any needs no secret rule; nil: always check
+	ruleLits *litSet // the built-in rules' literals, each with its rule's bit
 	deny     map[string]bool
 	hash     map[string]bool
 	keys     *litSet   // `"key"` lower-case, for the cheap scan
@@ -111,10 +112,10 @@ type Sanitize struct {
 }
 
 type redaction struct {
-	re       *regexp.Regexp // nil: fn, a hand-written rule
-	fn       redactFunc
-	repl     string  // with ${n} references (re), or as is (fn)
-	triggers *litSet // lower-case literals; nil: always run
+	re   *regexp.Regexp // nil: fn, a hand-written rule
+	fn   redactFunc
+	repl string // with ${n} references (re), or as is (fn)
+	bit  uint64 // the rule's bit in ruleLits' masks; 0: always run (extra patterns)
 }
 
 // A redactFunc appends str to dst with what it finds replaced by repl, and
@@ -208,21 +209,21 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	}
 	s := &Sanitize{cfg: cfg, deny: map[string]bool{}, hash: map[string]bool{}}
 	var all, keys [][]byte
+	var bits []uint64
 	if cfg.Secrets {
-		for _, r := range secretRules {
-			red := redaction{fn: r.fn, repl: cfg.Replacement}
+		for k, r := range secretRules {
+			red := redaction{fn: r.fn, repl: cfg.Replacement, bit: 1 << k}
 			if r.pattern != "" {
-				red = redaction{re: regexp.MustCompile(r.pattern), repl: strings.ReplaceAll(r.repl, "$R", escapeRepl(cfg.Replacement))}
+				red.re, red.repl = regexp.MustCompile(r.pattern), strings.ReplaceAll(r.repl, "$R", escapeRepl(cfg.Replacement))
 			}
-			var lits [][]byte
 			for _, t := range r.triggers {
-				lits = append(lits, []byte(t))
-				all = append(all, []byte(t))
+				all, bits = append(all, []byte(t)), append(bits, red.bit)
 			}
-			red.triggers = newLitSet(lits)
 			s.rules = append(s.rules, red)
 		}
 		s.triggers = newLitSet(all)
+		s.ruleLits = newLitSet(all)
+		s.ruleLits.bits = bits
 	}
 	for i, p := range cfg.ExtraPatterns {
 		re, err := regexp.Compile(p)
@@ -280,9 +281,13 @@ func (s *Sanitize) stringIn(str string, secrets, userData, paths bool) string {
 			s.scratch[k], str, k = out, viewOf(out), k^1
 		}
 	}
-	if secrets && len(s.rules) > 0 && s.mayHoldSecret(str) {
+	var found uint64 // the rules whose literals str holds: one scan for all of them
+	if secrets && s.ruleLits != nil {
+		found = s.ruleLits.mask(bytesOf(str))
+	}
+	if secrets && len(s.rules) > 0 && (found != 0 || s.triggers == nil) {
 		for _, r := range s.rules {
-			if r.triggers != nil && !containsAny(bytesOf(str), r.triggers) {
+			if r.bit != 0 && found&r.bit == 0 {
 				continue
 			}
 			if r.re == nil {
@@ -319,10 +324,6 @@ func viewOf(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-func (s *Sanitize) mayHoldSecret(str string) bool {
-	return s.anyTrigger(bytesOf(str))
-}
-
 // bytesOf views a string's bytes without copying; the view is only read.
 func bytesOf(s string) []byte {
 	if s == "" {
@@ -342,6 +343,7 @@ type litSet struct {
 	bigram [1 << 16 / 64]uint64
 	next   [1 << 16 / 64]uint64 // bytes 1 and 2; every bit if a literal has two bytes
 	short  bool                 // a literal has two bytes
+	bits   []uint64             // for mask: each literal's bits (parallel to lits)
 }
 
 var lowerTable = func() (t [256]byte) {
@@ -415,6 +417,38 @@ func appendHits(dst []int, b []byte, set *litSet) []int {
 	return dst
 }
 
+// mask returns the bits of every literal of set that b holds, ignoring
+// ASCII case.
+func (set *litSet) mask(b []byte) uint64 {
+	var m uint64
+	if len(b) < 2 {
+		return 0
+	}
+	prev := uint16(lowerTable[b[0]])
+	for i := 0; i+1 < len(b); i++ {
+		next := uint16(lowerTable[b[i+1]])
+		k := prev<<8 | next
+		prev = next
+		if set.bigram[k/64]&(1<<(k%64)) == 0 {
+			continue
+		}
+		if i+2 < len(b) {
+			k = next<<8 | uint16(lowerTable[b[i+2]])
+			if set.next[k/64]&(1<<(k%64)) == 0 {
+				continue
+			}
+		} else if !set.short {
+			continue
+		}
+		for j, l := range set.lits {
+			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
+				m |= set.bits[j]
+			}
+		}
+	}
+	return m
+}
+
 // containsAny reports whether b holds any literal of set, ignoring ASCII case.
 func containsAny(b []byte, set *litSet) bool {
 	if set == nil || len(b) < 2 {
@@ -448,9 +482,6 @@ func hasPrefixFold(b, lowerLit []byte) bool {
 	return true
 }
 
-func (s *Sanitize) anyTrigger(lower []byte) bool {
-	return s.triggers == nil || containsAny(lower, s.triggers)
-}
 
 // cleanPathsInto appends str to dst with home directories shortened to ~
 // and . and .. resolved in its paths, and relative paths that climb ("../")

@@ -37,8 +37,7 @@ struct Config {
     key_lits: Vec<Vec<u8>>, // `"key"` lower-case, for the cheap scan
     keys: LitSet,            // the same, as a set
     keys_by_len: Vec<Vec<Vec<u8>>>, // the same by length, when none holds a quote or backslash inside
-    triggers: LitSet,        // every rule's
-    rule_triggers: Vec<LitSet>,
+    triggers: LitSet,        // every rule's, each with its rule's bit (mask)
     pair: Vec<u8>, // 65536 flags by lower-cased byte pair: 1 a trigger starts, 2 a key starts
     pair2: Vec<u8>, // the same flags by a literal's second and third bytes (all set for two-byte literals)
 }
@@ -159,8 +158,11 @@ fn init(arg: &[u8]) -> Result<Config, String> {
         key_lits: Vec::new(),
         keys: LitSet::new(&[]),
         keys_by_len: Vec::new(),
-        triggers: LitSet::new(&all),
-        rule_triggers: RULES.iter().map(|r| LitSet::new(r.triggers)).collect(),
+        triggers: {
+            let mut t = LitSet::new(&all);
+            t.bits = RULES.iter().enumerate().flat_map(|(k, r)| r.triggers.iter().map(move |_| 1u64 << k)).collect();
+            t
+        },
         pair: vec![0; 65536],
         pair2: vec![0; 65536],
     };
@@ -374,11 +376,12 @@ struct LitSet {
     bigram: Vec<u64>,
     next: Vec<u64>, // bytes 1 and 2; every bit if a literal has two bytes
     short: bool,
+    bits: Vec<u64>, // for mask: each literal's bits (parallel to lits)
 }
 
 impl LitSet {
     fn new(lits: &[&[u8]]) -> LitSet {
-        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: vec![0; 1024], next: vec![0; 1024], short: false };
+        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: vec![0; 1024], next: vec![0; 1024], short: false, bits: Vec::new() };
         for l in lits {
             let k = (l[0] as usize) << 8 | l[1] as usize;
             set.bigram[k / 64] |= 1 << (k % 64);
@@ -397,9 +400,11 @@ impl LitSet {
         set
     }
 
-    fn contains_any(&self, b: &[u8]) -> bool {
+    // The bits of every literal b holds.
+    fn mask(&self, b: &[u8]) -> u64 {
+        let mut m = 0;
         if b.len() < 2 {
-            return false;
+            return 0;
         }
         let mut prev = lower(b[0]) as usize;
         for i in 0..b.len() - 1 {
@@ -417,11 +422,13 @@ impl LitSet {
             } else if !self.short {
                 continue;
             }
-            if self.lits.iter().any(|l| has_prefix_fold(&b[i..], l)) {
-                return true;
+            for (j, l) in self.lits.iter().enumerate() {
+                if has_prefix_fold(&b[i..], l) {
+                    m |= self.bits[j];
+                }
             }
         }
-        false
+        m
     }
 }
 
@@ -797,13 +804,15 @@ const RULES: [Rule; 9] = [
 /// is unchanged.
 fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, user_data: bool, paths: bool) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
-    if secrets && cfg.secrets && cfg.triggers.contains_any(s) {
+    // The rules whose literals s holds: one scan for all of them.
+    let found = if secrets && cfg.secrets { cfg.triggers.mask(s) } else { 0 };
+    if found != 0 {
         for (k, r) in RULES.iter().enumerate() {
             let text: &[u8] = match &cur {
                 Some(c) => c,
                 None => s,
             };
-            if !cfg.rule_triggers[k].contains_any(text) {
+            if found & (1 << k) == 0 {
                 continue;
             }
             let next = match r.find {
