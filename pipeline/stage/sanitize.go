@@ -482,7 +482,6 @@ func hasPrefixFold(b, lowerLit []byte) bool {
 	return true
 }
 
-
 // cleanPathsInto appends str to dst with home directories shortened to ~
 // and . and .. resolved in its paths, and relative paths that climb ("../")
 // replaced with repl, and reports whether any changed; unchanged, dst is
