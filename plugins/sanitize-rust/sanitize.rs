@@ -884,27 +884,10 @@ fn key_at(cfg: &Config, s: &[u8]) -> bool {
     cfg.keys_by_len[j + 1].iter().any(|l| has_prefix_fold(s, l))
 }
 
-// 1 a path separator, 2 '@', 4 a digit.
-fn byte_class(c: u8) -> u8 {
-    match c {
-        b'/' | b'\\' => 1,
-        b'@' => 2,
-        b'0'..=b'9' => 4,
-        _ => 0,
-    }
-}
-
 fn may_hold_user_data(b: &[u8]) -> (bool, bool) {
-    let mut email = false;
-    let mut n = 0;
-    for &c in b {
-        if c == b'@' {
-            email = true;
-        } else if c.is_ascii_digit() {
-            n += 1;
-        }
-    }
-    (email, n >= 9)
+    let email = b.iter().fold(false, |a, &c| a | (c == b'@'));
+    let digits = b.iter().fold(0u32, |n, &c| n + (c.wrapping_sub(b'0') < 10) as u32);
+    (email, digits >= 9)
 }
 
 fn is_email_local(c: u8) -> bool {
@@ -1671,22 +1654,12 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     // most of the rest; the same pass notes path separators, '@' and
     // digits (scanBytes in sanitize.go).
     let mut keys = false;
-    let mut seen = 0u8;
-    let mut digits = 0usize;
-    if n >= 1 {
-        let k = byte_class(raw[0]);
-        seen |= k;
-        digits += (k >> 2) as usize;
-    }
     if n >= 2 {
         let pair = &cfg.pair[..];
         let pair2 = &cfg.pair2[..];
         let mut prev = lower(raw[0]) as usize;
         for i in 0..n - 1 {
             let c = raw[i + 1];
-            let k = byte_class(c);
-            seen |= k;
-            digits += (k >> 2) as usize;
             let next = lower(c) as usize;
             let mut f = pair[prev << 8 | next];
             prev = next;
@@ -1707,7 +1680,8 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
             }
         }
     }
-    let paths = seen & 1 != 0;
+    // Separate simple passes: each compiles to SIMD (simd128).
+    let paths = raw.iter().fold(false, |a, &c| a | (c == b'/') | (c == b'\\'));
     let mut escaped = false;
     if paths {
         let mut i = 0;
@@ -1725,7 +1699,10 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     let secrets = cfg.secrets && (escaped || !hits.is_empty());
     let paths = cfg.paths && paths;
     let keys = escaped || keys;
-    let user_data = cfg.user_data && (seen & 2 != 0 || digits >= 9 || escaped);
+    let user_data = cfg.user_data && (escaped || {
+        let (email, digits) = may_hold_user_data(raw);
+        email || digits
+    });
     let result = if !secrets && !paths && !keys && !user_data {
         Ok(None)
     } else {
