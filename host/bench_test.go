@@ -66,3 +66,22 @@ func benchStage(b *testing.B, s pipeline.Stage, evs []pipeline.Event) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 }
+
+// nopStage is a stage that does nothing: the native baseline of a
+// transform that changes nothing.
+type nopStage struct{}
+
+func (nopStage) Process(context.Context, *pipeline.Batch) error { return nil }
+
+// BenchmarkTransformOverhead: a 1000-event batch through a transform that
+// returns its input unchanged (testdata/plugins/identity.wat): the host's
+// whole cost of a transform per event — the batch encoded into guest
+// memory, the output read back and compared field by field with the
+// events (nothing is copied when nothing changed).
+func BenchmarkTransformOverhead(b *testing.B) {
+	evs := benchBatch(1000)
+	b.Run("native", func(b *testing.B) { benchStage(b, nopStage{}, evs) })
+	h := newHost(b)
+	p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/identity.wasm"}, Kind: host.KindTransform})
+	b.Run("wasm-identity", func(b *testing.B) { benchStage(b, p.Stage(), evs) })
+}
