@@ -380,39 +380,51 @@ func newLitSet(lits [][]byte) *litSet {
 	return s
 }
 
-// match reports whether a literal of set starts at b[i:], given that its
-// first two bytes are in the bigram set (the callers' loops check that
-// inline: it rules out almost every position).
-func (set *litSet) match(b []byte, i int) bool {
+// index returns the first offset i at or after from where a literal of
+// set starts in b, and the index j of the first such literal; -1, -1 if
+// none. The bigram test, inline, rules out almost every position;
+// candidates then pass the second pair's test and a comparison.
+func (set *litSet) index(b []byte, from int) (i, j int) {
+	if from+1 >= len(b) {
+		return -1, -1
+	}
+	prev := uint16(lowerTable[b[from]])
+	for i = from; i+1 < len(b); i++ {
+		next := uint16(lowerTable[b[i+1]])
+		k := prev<<8 | next
+		prev = next
+		if set.bigram[k/64]&(1<<(k%64)) != 0 {
+			if j = set.at(b, i); j >= 0 {
+				return i, j
+			}
+		}
+	}
+	return -1, -1
+}
+
+// at returns the index of a literal of set starting at b[i:] (its first
+// two bytes known to be in the bigram set), or -1.
+func (set *litSet) at(b []byte, i int) int {
 	if i+2 < len(b) {
 		k := uint16(lowerTable[b[i+1]])<<8 | uint16(lowerTable[b[i+2]])
 		if set.next[k/64]&(1<<(k%64)) == 0 {
-			return false
+			return -1
 		}
 	} else if !set.short {
-		return false
+		return -1
 	}
-	for _, l := range set.lits {
+	for j, l := range set.lits {
 		if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
-			return true
+			return j
 		}
 	}
-	return false
+	return -1
 }
 
 // appendHits appends the offsets in b where a literal of set starts.
 func appendHits(dst []int, b []byte, set *litSet) []int {
-	if len(b) < 2 {
-		return dst
-	}
-	prev := uint16(lowerTable[b[0]])
-	for i := 0; i+1 < len(b); i++ {
-		next := uint16(lowerTable[b[i+1]])
-		k := prev<<8 | next
-		prev = next
-		if set.bigram[k/64]&(1<<(k%64)) != 0 && set.match(b, i) {
-			dst = append(dst, i)
-		}
+	for i, _ := set.index(b, 0); i >= 0; i, _ = set.index(b, i+1) {
+		dst = append(dst, i)
 	}
 	return dst
 }
@@ -421,27 +433,9 @@ func appendHits(dst []int, b []byte, set *litSet) []int {
 // ASCII case.
 func (set *litSet) mask(b []byte) uint64 {
 	var m uint64
-	if len(b) < 2 {
-		return 0
-	}
-	prev := uint16(lowerTable[b[0]])
-	for i := 0; i+1 < len(b); i++ {
-		next := uint16(lowerTable[b[i+1]])
-		k := prev<<8 | next
-		prev = next
-		if set.bigram[k/64]&(1<<(k%64)) == 0 {
-			continue
-		}
-		if i+2 < len(b) {
-			k = next<<8 | uint16(lowerTable[b[i+2]])
-			if set.next[k/64]&(1<<(k%64)) == 0 {
-				continue
-			}
-		} else if !set.short {
-			continue
-		}
-		for j, l := range set.lits {
-			if len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
+	for i, j := set.index(b, 0); i >= 0; i, j = set.index(b, i+1) {
+		for ; j < len(set.lits); j++ { // the first literal there, and any other
+			if l := set.lits[j]; len(b)-i >= len(l) && hasPrefixFold(b[i:], l) {
 				m |= set.bits[j]
 			}
 		}
@@ -451,19 +445,11 @@ func (set *litSet) mask(b []byte) uint64 {
 
 // containsAny reports whether b holds any literal of set, ignoring ASCII case.
 func containsAny(b []byte, set *litSet) bool {
-	if set == nil || len(b) < 2 {
+	if set == nil {
 		return false
 	}
-	prev := uint16(lowerTable[b[0]])
-	for i := 0; i+1 < len(b); i++ {
-		next := uint16(lowerTable[b[i+1]])
-		k := prev<<8 | next
-		prev = next
-		if set.bigram[k/64]&(1<<(k%64)) != 0 && set.match(b, i) {
-			return true
-		}
-	}
-	return false
+	i, _ := set.index(b, 0)
+	return i >= 0
 }
 
 // hasPrefixFold reports whether b (at least as long as lowerLit) starts
