@@ -38,8 +38,10 @@ struct Config {
     keys: LitSet,            // the same, as a set
     keys_by_len: Vec<Vec<Vec<u8>>>, // the same by length, when none holds a quote or backslash inside
     triggers: LitSet,        // every rule's, each with its rule's bit (mask)
-    pair: Vec<u8>, // 65536 flags by lower-cased byte pair: 1 a trigger starts, 2 a key starts
-    pair2: Vec<u8>, // the same flags by a literal's second and third bytes (all set for two-byte literals)
+    // Fixed-size tables: an index made of two bytes needs no bounds check.
+    pair: Box<[u8; 65536]>, // flags by lower-cased byte pair: 1 a trigger starts, 2 a key starts
+    pair2: Box<[u8; 65536]>, // the same flags by a literal's second and third bytes (all set for two-byte literals)
+    pair_any: Box<[u64; 1024]>, // one bit per byte pair: pair has a flag there
 }
 
 #[no_mangle]
@@ -163,12 +165,13 @@ fn init(arg: &[u8]) -> Result<Config, String> {
             t.bits = RULES.iter().enumerate().flat_map(|(k, r)| r.triggers.iter().map(move |_| 1u64 << k)).collect();
             t
         },
-        pair: vec![0; 65536],
-        pair2: vec![0; 65536],
+        pair: table(),
+        pair2: table(),
+        pair_any: table(),
     };
     for l in all.iter() {
         c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 1;
-        mark_pair2(&mut c.pair2, l, 1);
+        mark_pair2(&mut c.pair2[..], l, 1);
     }
     for k in &deny {
         let k = go_lower(k);
@@ -202,12 +205,25 @@ fn init(arg: &[u8]) -> Result<Config, String> {
     c.keys = LitSet::new(&lits);
     for l in &c.key_lits {
         c.pair[(l[0] as usize) << 8 | l[1] as usize] |= 2;
-        mark_pair2(&mut c.pair2, l, 2);
+        mark_pair2(&mut c.pair2[..], l, 2);
     }
     if !c.hash.is_empty() && c.hash_key.is_empty() {
         return Err("sanitize: hash_fields needs a hash key".into());
     }
+    for k in 0..65536 {
+        if c.pair[k] != 0 {
+            c.pair_any[k / 64] |= 1 << (k % 64);
+        }
+    }
     Ok(c)
+}
+
+// A zeroed table of N entries, made on the heap.
+fn table<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+    match std::convert::TryInto::<Box<[T; N]>>::try_into(vec![T::default(); N].into_boxed_slice()) {
+        Ok(t) => t,
+        Err(_) => unreachable!(),
+    }
 }
 
 // Marks a literal's second and third bytes in pair2 (every pair for a
@@ -373,15 +389,15 @@ fn has_prefix_fold(s: &[u8], lit: &[u8]) -> bool {
 /// the rest (as litSet in sanitize.go).
 struct LitSet {
     lits: Vec<Vec<u8>>,
-    bigram: Vec<u64>,
-    next: Vec<u64>, // bytes 1 and 2; every bit if a literal has two bytes
+    bigram: Box<[u64; 1024]>,
+    next: Box<[u64; 1024]>, // bytes 1 and 2; every bit if a literal has two bytes
     short: bool,
     bits: Vec<u64>, // for mask: each literal's bits (parallel to lits)
 }
 
 impl LitSet {
     fn new(lits: &[&[u8]]) -> LitSet {
-        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: vec![0; 1024], next: vec![0; 1024], short: false, bits: Vec::new() };
+        let mut set = LitSet { lits: lits.iter().map(|l| l.to_vec()).collect(), bigram: table(), next: table(), short: false, bits: Vec::new() };
         for l in lits {
             let k = (l[0] as usize) << 8 | l[1] as usize;
             set.bigram[k / 64] |= 1 << (k % 64);
@@ -1655,17 +1671,21 @@ fn rewrite_data(cfg: &Config, raw: &[u8]) -> Result<Option<Vec<u8>>, ()> {
     // digits (scanBytes in sanitize.go).
     let mut keys = false;
     if n >= 2 {
-        let pair = &cfg.pair[..];
-        let pair2 = &cfg.pair2[..];
+        let pair = &*cfg.pair;
+        let pair2 = &*cfg.pair2;
+        let any = &*cfg.pair_any;
         let mut prev = lower(raw[0]) as usize;
         for i in 0..n - 1 {
             let c = raw[i + 1];
             let next = lower(c) as usize;
-            let mut f = pair[prev << 8 | next];
+            let k = prev << 8 | next;
             prev = next;
-            if f == 0 {
+            // An 8 KiB bit set first: it stays in cache, the byte tables
+            // (64 KiB each) are read only where a literal may start.
+            if any[k / 64] & (1 << (k % 64)) == 0 {
                 continue;
             }
+            let mut f = pair[k];
             if i + 2 < n {
                 f &= pair2[next << 8 | lower(raw[i + 2]) as usize];
                 if f == 0 {
