@@ -190,7 +190,7 @@ func meter(bin []byte) ([]byte, error) {
 // meterRevision names the metering this code injects, in the names of
 // cached metered modules: a change to the injected code changes it, so a
 // cache never hands back a module metered the old way.
-const meterRevision = 2
+const meterRevision = 3
 
 // YieldEvery is how many units of fuel a metered module runs between two
 // yields to Go. Compiled wasm has no point where Go's garbage collector
@@ -430,6 +430,114 @@ func (m *meterer) localCheck(l uint32) []byte {
 	return append(c, 0x0b)                               // end
 }
 
+// A leaf loop — one that neither calls nor holds another loop, the byte
+// loops plugins spend their time in — is metered without a call in its
+// body: wazero keeps a loop's values in memory, not registers, when a call
+// (the yield to Go is memory.grow) sits anywhere in it, which made such
+// loops ~1.5× slower. Its check branches out of it instead, to a yield
+// after it, and the loop is entered again at its header:
+//
+//	block $after; loop $outer; block $yield
+//	  loop $L; [decrement; br_if $yield every YieldEvery units]; body; end
+//	  br $after
+//	end
+//	yield; trap if spent or stopped
+//	br $outer
+//	end; end
+//
+// Entering $L again at its header is the same as branching to it: the
+// check is the first thing in its body, and a loop with an empty block
+// type carries no values. Branches in the body that leave $L go past the
+// three wrappers (appendBranch).
+
+// isLeafLoop reports whether the loop whose body starts at b[off:] has an
+// empty block type (checked by the caller), no call and no loop inside.
+func isLeafLoop(b []byte, off int) bool {
+	r := &reader{b: b, off: off}
+	depth := 0
+	for r.left() > 0 {
+		op := r.b[r.off]
+		r.off++
+		switch op {
+		case 0x03, 0x10, 0x11, 0x12, 0x13:
+			return false
+		case 0x02, 0x04:
+			depth++
+		case 0x0b:
+			if depth == 0 {
+				return true
+			}
+			depth--
+		}
+		if skipImmediates(r, op) != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// leafCheck is a leaf loop's check: a decrement, and a branch out to the
+// yield every YieldEvery units (and when the tank is empty).
+func (m *meterer) leafCheck(l uint32) []byte {
+	li := uleb(l)
+	var c []byte
+	c = append(append(c, 0x20), li...)                   // local.get F
+	c = append(c, 0x42, 0x01, 0x7d)                      // i64.const 1; i64.sub
+	c = append(append(c, 0x22), li...)                   // local.tee F
+	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
+	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz
+	return append(c, 0x0d, 0x01)                         // br_if $yield
+}
+
+// leafSlowPath follows a leaf loop's $yield block: a trip through Go, then
+// a trap when the fuel is spent or the watchdog said stop.
+func (m *meterer) leafSlowPath(l uint32) []byte {
+	c := m.yield()
+	c = append(append(c, 0x20), uleb(l)...)      // local.get F
+	c = append(c, 0x50)                          // i64.eqz
+	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
+	c = append(c, 0x72, 0x04, 0x40)              // i32.or; if
+	c = append(c, m.store(l)...)                 //   write the fuel back
+	return append(c, 0x00, 0x0b)                 //   unreachable end
+}
+
+// appendBranch appends branch ins (br, br_if, br_table) found inside a
+// leaf loop, inner blocks deep in its body, with every label that leaves
+// the loop moved past its three wrappers.
+func appendBranch(o, ins []byte, inner int) ([]byte, error) {
+	r := &reader{b: ins, off: 1}
+	label := func() ([]byte, error) {
+		d, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if int(d) > inner {
+			d += 3
+		}
+		return uleb(d), nil
+	}
+	o = append(o, ins[0])
+	n := uint32(0)
+	if ins[0] == 0x0e {
+		var err error
+		if n, err = r.u32(); err != nil {
+			return nil, err
+		}
+		o = append(o, uleb(n)...)
+		n++ // and the default
+	} else {
+		n = 1
+	}
+	for range n {
+		d, err := label()
+		if err != nil {
+			return nil, err
+		}
+		o = append(o, d...)
+	}
+	return o, nil
+}
+
 // load copies the fuel global into local l; store writes it back.
 func (m *meterer) load(l uint32) []byte {
 	return append(append(append([]byte{0x23}, uleb(m.fuel)...), 0x21), uleb(l)...)
@@ -595,6 +703,7 @@ func (m *meterer) body(out *[]byte, f *reader, t funcType, header []byte, groups
 		}
 	}
 	nesting := 0 // blocks open inside the wrapper
+	leaf := 0    // the nesting of the leaf loop being written (see leafLoop), or 0
 	for f.left() > 0 {
 		start := f.off
 		op := f.b[f.off]
@@ -608,10 +717,34 @@ func (m *meterer) body(out *[]byte, f *reader, t funcType, header []byte, groups
 			nesting++
 		case 0x03: // loop: charge every iteration
 			nesting++
+			if m.info.hasMemory && leaf == 0 && len(ins) == 2 && ins[1] == 0x40 && isLeafLoop(f.b, f.off) {
+				o = append(o, 0x02, 0x40, 0x03, 0x40, 0x02, 0x40) // block $after; loop $outer; block $yield
+				o = append(o, ins...)                             // the loop
+				o = append(o, m.leafCheck(F)...)
+				nesting += 3
+				leaf = nesting
+				continue
+			}
 			o = append(o, ins...)
 			o = append(o, m.localCheck(F)...)
 			continue
+		case 0x0c, 0x0d, 0x0e: // branches: out of a leaf loop, past its three wrappers
+			if leaf != 0 {
+				var err error
+				if o, err = appendBranch(o, ins, nesting-leaf); err != nil {
+					return fmt.Errorf("offset %d: %w", start, err)
+				}
+				continue
+			}
 		case 0x0b:
+			if leaf != 0 && nesting == leaf { // the leaf loop's end
+				o = append(o, 0x0b, 0x0c, 0x02, 0x0b) // end; br $after; end $yield
+				o = append(o, m.leafSlowPath(F)...)
+				o = append(o, 0x0c, 0x00, 0x0b, 0x0b) // br $outer; end $outer; end $after
+				nesting -= 4
+				leaf = 0
+				continue
+			}
 			if nesting == 0 {
 				if f.left() != 0 {
 					return errors.New("code after its end")
