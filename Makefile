@@ -67,7 +67,8 @@ plugins:
 	$(WASI_GO) -o bin/plugins/filter.wasm ./plugins/filter
 	$(WASI_GO) -o bin/plugins/sanitize.wasm ./plugins/sanitize
 	/usr/bin/rustc --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=3 -C strip=symbols \
-		-C target-feature=+simd128,+bulk-memory -o bin/plugins/sanitize-rust.wasm plugins/sanitize-rust/sanitize.rs
+		-C target-feature=+simd128,+bulk-memory -C lto=fat -C codegen-units=1 \
+		-o bin/plugins/sanitize-rust.wasm plugins/sanitize-rust/sanitize.rs
 
 # Rebuild the committed conformance plugins from source. Needs clang + lld,
 # Debian's rustc with libstd-rust-dev-wasm32, and npm (see .ci/run).

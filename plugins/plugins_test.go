@@ -54,7 +54,7 @@ func buildPlugin(name, out string) error { return wasmbuild.Build("./"+name, out
 // .ci/run installs it).
 func buildRust(src, out string) error {
 	cmd := exec.Command("/usr/bin/rustc", "--target", "wasm32-unknown-unknown", "--crate-type", "cdylib",
-		"-C", "opt-level=3", "-C", "strip=symbols", "-C", "target-feature=+simd128,+bulk-memory", "-o", out, src)
+		"-C", "opt-level=3", "-C", "strip=symbols", "-C", "target-feature=+simd128,+bulk-memory", "-C", "lto=fat", "-C", "codegen-units=1", "-o", out, src)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building %s: %v\n%s", src, err, b)
 	}

@@ -5,7 +5,10 @@
 //! one is held to the native stage byte for byte by plugins/plugins_test.go.
 //! `extra_patterns` needs regular expressions: use the Go build for them.
 //!
-//! Build: rustc --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=3 -C strip=symbols -o sanitize-rust.wasm sanitize.rs
+//! Build (`make plugins`): rustc --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=3
+//! -C strip=symbols -C target-feature=+simd128,+bulk-memory -C lto=fat -C codegen-units=1
+//! -o sanitize-rust.wasm sanitize.rs (link-time optimisation inlines the standard library's
+//! Vec and slice code: ~10% faster).
 #![allow(clippy::all)]
 
 static MANIFEST: &str = r#"{"name":"eventpipe-sanitize","version":"1.0.0","kind":"transform","capabilities":[]}"#;
