@@ -190,7 +190,7 @@ func meter(bin []byte) ([]byte, error) {
 // meterRevision names the metering this code injects, in the names of
 // cached metered modules: a change to the injected code changes it, so a
 // cache never hands back a module metered the old way.
-const meterRevision = 3
+const meterRevision = 4
 
 // YieldEvery is how many units of fuel a metered module runs between two
 // yields to Go. Compiled wasm has no point where Go's garbage collector
@@ -405,29 +405,42 @@ type meterer struct {
 // for a byte loop), except in a module without memory, which cannot
 // yield and reads it every time.
 func (m *meterer) localCheck(l uint32) []byte {
-	li := uleb(l)
-	var c []byte
-	c = append(append(c, 0x20), li...) // local.get F
-	c = append(c, 0x42, 0x01, 0x7d)    // i64.const 1; i64.sub
-	c = append(append(c, 0x22), li...) // local.tee F
+	c := m.decrement(l)
 	if !m.info.hasMemory {
-		c = append(c, 0x50)                          // i64.eqz: spent
-		c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
-		c = append(c, 0x72, 0x04, 0x40)              // i32.or; if
-		c = append(c, m.store(l)...)                 //   write the fuel back
-		return append(c, 0x00, 0x0b)                 //   unreachable end
+		c = append(c, 0x1a) // drop
+		return append(c, m.trapIfSpent(l)...)
 	}
-	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
-	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz: every YieldEvery units (and when spent)
-	c = append(c, 0x04, 0x40)                            // if
-	c = append(c, m.yield()...)                          //   a trip through Go
-	c = append(append(c, 0x20), li...)                   //   local.get F
-	c = append(c, 0x50)                                  //   i64.eqz
-	c = append(append(c, 0x23), uleb(m.stop)...)         //   global.get stop
-	c = append(c, 0x72, 0x04, 0x40)                      //   i32.or; if
-	c = append(c, m.store(l)...)                         //     write the fuel back
-	c = append(c, 0x00, 0x0b)                            //     unreachable end
-	return append(c, 0x0b)                               // end
+	c = append(c, yieldDue()...)
+	c = append(c, 0x04, 0x40)          // if
+	c = append(c, m.yield()...)        //   a trip through Go
+	c = append(c, m.trapIfSpent(l)...) //   spent or stopped?
+	return append(c, 0x0b)             // end
+}
+
+// decrement charges one unit to the fuel local l, leaving its new value.
+func (m *meterer) decrement(l uint32) []byte {
+	li := uleb(l)
+	c := append([]byte{0x20}, li...)      // local.get F
+	c = append(c, 0x42, 0x01, 0x7d)       // i64.const 1; i64.sub
+	return append(append(c, 0x22), li...) // local.tee F
+}
+
+// yieldDue turns the fuel left into whether a yield is due: every
+// YieldEvery units, and when the tank is empty.
+func yieldDue() []byte {
+	c := append([]byte{0x42}, sleb64(YieldEvery-1)...) // i64.const mask
+	return append(c, 0x83, 0x50)                       // i64.and; i64.eqz
+}
+
+// trapIfSpent traps, after writing the fuel back, when the fuel local l is
+// spent or the watchdog said stop.
+func (m *meterer) trapIfSpent(l uint32) []byte {
+	c := append([]byte{0x20}, uleb(l)...)        // local.get F
+	c = append(c, 0x50)                          // i64.eqz
+	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
+	c = append(c, 0x72, 0x04, 0x40)              // i32.or; if
+	c = append(c, m.store(l)...)                 //   write the fuel back
+	return append(c, 0x00, 0x0b)                 //   unreachable end
 }
 
 // A leaf loop — one that neither calls nor holds another loop, the byte
@@ -479,26 +492,14 @@ func isLeafLoop(b []byte, off int) bool {
 // leafCheck is a leaf loop's check: a decrement, and a branch out to the
 // yield every YieldEvery units (and when the tank is empty).
 func (m *meterer) leafCheck(l uint32) []byte {
-	li := uleb(l)
-	var c []byte
-	c = append(append(c, 0x20), li...)                   // local.get F
-	c = append(c, 0x42, 0x01, 0x7d)                      // i64.const 1; i64.sub
-	c = append(append(c, 0x22), li...)                   // local.tee F
-	c = append(append(c, 0x42), sleb64(YieldEvery-1)...) // i64.const mask
-	c = append(c, 0x83, 0x50)                            // i64.and; i64.eqz
-	return append(c, 0x0d, 0x01)                         // br_if $yield
+	c := append(m.decrement(l), yieldDue()...)
+	return append(c, 0x0d, 0x01) // br_if $yield
 }
 
 // leafSlowPath follows a leaf loop's $yield block: a trip through Go, then
 // a trap when the fuel is spent or the watchdog said stop.
 func (m *meterer) leafSlowPath(l uint32) []byte {
-	c := m.yield()
-	c = append(append(c, 0x20), uleb(l)...)      // local.get F
-	c = append(c, 0x50)                          // i64.eqz
-	c = append(append(c, 0x23), uleb(m.stop)...) // global.get stop
-	c = append(c, 0x72, 0x04, 0x40)              // i32.or; if
-	c = append(c, m.store(l)...)                 //   write the fuel back
-	return append(c, 0x00, 0x0b)                 //   unreachable end
+	return append(m.yield(), m.trapIfSpent(l)...)
 }
 
 // appendBranch appends branch ins (br, br_if, br_table) found inside a
