@@ -36,6 +36,24 @@ func (h *hangingHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.got.Add(int64(strings.Count(string(body), `"type"`)))
 }
 
+// newHangingHook starts a hanging webhook receiver, closed with the test.
+func newHangingHook(t *testing.T) (*hangingHook, *httptest.Server) {
+	hook := &hangingHook{release: make(chan struct{})}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	return hook, srv
+}
+
+// publishSteps publishes n agent.step events numbered in their data.
+func publishSteps(t *testing.T, r *runner.Runner, n int) {
+	t.Helper()
+	for i := range n {
+		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func countLines(path string) int {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -59,9 +77,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // event while the webhook's events wait in its queue, /health/events says
 // the webhook is slow while it is, and once it answers it gets them all.
 func TestAHangingOutputHoldsBackOnlyItself(t *testing.T) {
-	hook := &hangingHook{release: make(chan struct{})}
-	srv := httptest.NewServer(hook)
-	defer srv.Close()
+	hook, srv := newHangingHook(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`events:
   enabled: true
@@ -84,11 +100,7 @@ dead_letter:
 	}
 	stop := started(t, r)
 	const n = 3001
-	for i := range n {
-		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishSteps(t, r, n)
 	out := filepath.Join(dir, "out.jsonl")
 	waitUntil(t, "the file output to get every event", func() bool { return countLines(out) == n })
 	waitUntil(t, "the health to call the webhook slow", func() bool {
@@ -110,9 +122,7 @@ dead_letter:
 // With overflow: dead_letter, a slow output's full queue sends what does
 // not fit to the dead-letter file, and the other outputs go on.
 func TestAFullOutputQueueDeadLetters(t *testing.T) {
-	hook := &hangingHook{release: make(chan struct{})}
-	srv := httptest.NewServer(hook)
-	defer srv.Close()
+	hook, srv := newHangingHook(t)
 	defer close(hook.release)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`events:
@@ -140,11 +150,7 @@ dead_letter:
 	}
 	stop := started(t, r)
 	const n = 1000
-	for i := range n {
-		if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishSteps(t, r, n)
 	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
 	waitUntil(t, "the file output to get every event", func() bool { return countLines(out) == n })
 	waitUntil(t, "the overflow to be dead-lettered", func() bool { return countLines(dead) >= n-100-10 })

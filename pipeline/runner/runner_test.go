@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -173,13 +172,7 @@ func TestReloadReleasesEveryPluginAndKeepsCounters(t *testing.T) {
 		t.Fatalf("%d runtimes after New", n)
 	}
 	stop := started(t, r)
-	publish := func(n int) {
-		for i := 0; i < n; i++ {
-			if err := r.Publish(context.Background(), pipeline.Event{Type: "agent.step", Data: []byte(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	publish := func(n int) { publishSteps(t, r, n) }
 	publish(5)
 	for i := 0; i < 25; i++ {
 		if err := r.Reload(context.Background(), writeConfig(t, dir, text)); err != nil {
