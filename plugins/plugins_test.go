@@ -5,6 +5,7 @@ package plugins_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -146,7 +147,14 @@ func sanitizePluginsMatchNative(t *testing.T, cfg stage.SanitizeConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := sampleEvents(t)
+	// And an event holding every user-data field, in both cases: the Rust
+	// plugin's list is a copy of stage.UserDataFields().
+	every := map[string]string{}
+	for _, k := range stage.UserDataFields() {
+		every[k], every[strings.ToUpper(k)+"_kept"] = "x", "y"
+	}
+	data, _ := json.Marshal(map[string]any{"fields": every, "Upper": map[string]string{strings.ToUpper(stage.UserDataFields()[0]): "z"}})
+	evs := append(sampleEvents(t), pipeline.Event{ID: "every", Type: "user.profile", Data: data})
 	want := run(t, native, evs)
 	changed := 0
 	for i, e := range want.Events {

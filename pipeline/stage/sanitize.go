@@ -32,7 +32,7 @@ type SanitizeConfig struct {
 	Secrets bool `json:"secrets" yaml:"secrets"`
 	// UserData keeps events private by default, as the original design
 	// promised ("user data is not included unless explicitly
-	// configured"): the fields of UserDataFields are removed wherever they
+	// configured"): the fields of UserDataFields() are removed wherever they
 	// appear (unless listed in AllowFields), and e-mail addresses,
 	// Luhn-valid card numbers and SSN-like numbers are redacted inside
 	// every string. On in DefaultSanitizeConfig; false includes user data.
@@ -73,10 +73,13 @@ func (c *SanitizeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// UserDataFields are the data keys SanitizeConfig.UserData removes: what
-// names, reaches or locates a person. Matched without regard to case, at
-// any depth; AllowFields keeps any of them.
-var UserDataFields = []string{
+// UserDataFields returns the data keys SanitizeConfig.UserData removes:
+// what names, reaches or locates a person. Matched without regard to
+// case, at any depth; AllowFields keeps any of them. A fresh slice: the
+// list itself cannot be changed from outside.
+func UserDataFields() []string { return slices.Clone(userDataFields) }
+
+var userDataFields = []string{
 	"name", "first_name", "last_name", "full_name", "display_name", "username", "user_name",
 	"email", "email_address", "phone", "phone_number", "mobile",
 	"address", "street", "street_address", "postal_code", "zip", "zip_code",
@@ -239,7 +242,7 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 	}
 	deny := cfg.DenyFields
 	if cfg.UserData {
-		deny = append(slices.Clip(deny), UserDataFields...)
+		deny = append(slices.Clip(deny), userDataFields...)
 	}
 	for _, k := range deny {
 		if k = strings.ToLower(k); !allow[k] && !s.deny[k] {

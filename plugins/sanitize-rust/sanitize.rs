@@ -13,7 +13,7 @@
 
 static MANIFEST: &str = r#"{"name":"eventpipe-sanitize","version":"1.0.0","kind":"transform","capabilities":[]}"#;
 
-/// stage.UserDataFields: removed while user_data is on (the default).
+/// stage.UserDataFields(): removed while user_data is on (the default).
 const USER_DATA_FIELDS: [&str; 29] = [
     "name", "first_name", "last_name", "full_name", "display_name", "username", "user_name",
     "email", "email_address", "phone", "phone_number", "mobile",
