@@ -256,7 +256,7 @@ func (s *Sanitize) rewriteData(raw []byte) ([]byte, bool, error) {
 	// every string and key is checked.
 	escaped := bytes.Contains(raw, []byte(`\u`))
 	if len(s.rules) > 0 {
-		if s.triggers == nil || escaped {
+		if s.always || escaped {
 			w.secrets, w.hits = true, nil
 			w.allStrings = true
 		} else {

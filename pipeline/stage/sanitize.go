@@ -103,8 +103,8 @@ type Sanitize struct {
 	component.NoLifecycle
 	cfg      SanitizeConfig
 	rules    []redaction
-	triggers *litSet // lower-case literals; a string without any needs no secret rule; nil: always check
-	ruleLits *litSet // the built-in rules' literals, each with its rule's bit
+	triggers *litSet // the built-in rules' lower-case literals, each with its rule's bit (mask)
+	always   bool    // an extra pattern (no known literal): every string goes through the rules
 	deny     map[string]bool
 	hash     map[string]bool
 	keys     *litSet   // `"key"` lower-case, for the cheap scan
@@ -118,7 +118,7 @@ type redaction struct {
 	re   *regexp.Regexp // nil: fn, a hand-written rule
 	fn   redactFunc
 	repl string // with ${n} references (re), or as is (fn)
-	bit  uint64 // the rule's bit in ruleLits' masks; 0: always run (extra patterns)
+	bit  uint64 // the rule's bit in triggers' masks; 0: always run (extra patterns)
 }
 
 // A redactFunc appends str to dst with what it finds replaced by repl, and
@@ -225,8 +225,7 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 			s.rules = append(s.rules, red)
 		}
 		s.triggers = newLitSet(all)
-		s.ruleLits = newLitSet(all)
-		s.ruleLits.bits = bits
+		s.triggers.bits = bits
 	}
 	for i, p := range cfg.ExtraPatterns {
 		re, err := regexp.Compile(p)
@@ -234,7 +233,7 @@ func NewSanitize(cfg SanitizeConfig) (*Sanitize, error) {
 			return nil, pipeline.FieldErrorf(fmt.Sprintf("extra_patterns[%d]", i), "not a regular expression: %v", err)
 		}
 		s.rules = append(s.rules, redaction{re: re, repl: escapeRepl(cfg.Replacement)})
-		s.triggers = nil // an extra pattern has no known literal: always run
+		s.always = true
 	}
 	allow := map[string]bool{}
 	for _, k := range cfg.AllowFields {
@@ -285,10 +284,10 @@ func (s *Sanitize) stringIn(str string, secrets, userData, paths bool) string {
 		}
 	}
 	var found uint64 // the rules whose literals str holds: one scan for all of them
-	if secrets && s.ruleLits != nil {
-		found = s.ruleLits.mask(bytesOf(str))
+	if secrets && s.triggers != nil {
+		found = s.triggers.mask(bytesOf(str))
 	}
-	if secrets && len(s.rules) > 0 && (found != 0 || s.triggers == nil) {
+	if secrets && len(s.rules) > 0 && (found != 0 || s.always) {
 		for _, r := range s.rules {
 			if r.bit != 0 && found&r.bit == 0 {
 				continue
@@ -303,7 +302,7 @@ func (s *Sanitize) stringIn(str string, secrets, userData, paths bool) string {
 		}
 	}
 	if userData && s.cfg.UserData {
-		email, digits := mayHoldUserData(bytesOf(str))
+		_, email, digits := scanBytes(bytesOf(str))
 		if email {
 			apply(redactEmailsInto, s.cfg.Replacement)
 		}
@@ -742,12 +741,6 @@ func scanBytes(b []byte) (pathSep, email, digits bool) {
 		n += int(k >> 2) // classDigit is 4
 	}
 	return seen&classPathSep != 0, seen&classAt != 0, n >= 9
-}
-
-// mayHoldUserData is scanBytes's user-data half.
-func mayHoldUserData(b []byte) (email, digits bool) {
-	_, email, digits = scanBytes(b)
-	return email, digits
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
