@@ -138,8 +138,8 @@ func (v verb) command(io IO, code *int) *cobra.Command {
 			*code = ExitUsage
 		}
 	}
-	if c.Flags().Lookup("config") != nil {
-		_ = c.MarkFlagFilename("config", "yaml", "yml")
+	if f := c.Flags().Lookup("config"); f != nil && f.Annotations[cobra.BashCompFilenameExt] == nil {
+		_ = c.MarkFlagFilename("config", "yaml", "yml") // a pipeline, unless the verb said otherwise
 	}
 	for _, s := range v.sub {
 		c.AddCommand(s.command(io, code))

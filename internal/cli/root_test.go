@@ -23,8 +23,12 @@ func TestConfigFlagOnEveryVerbThatReadsAPipeline(t *testing.T) {
 			t.Errorf("%v: no --config/-c among the completions:\n%s", verb, r.stdout)
 		}
 		r = run(t, nil, "", append(append([]string{"__complete"}, verb...), "-c", "")...)
-		if verb[0] != "migrate" && !strings.Contains(r.stdout, "yaml\nyml\n:8") { // 8: filter by extension
-			t.Errorf("%v -c completes %q, want YAML files", verb, r.stdout)
+		want := "yaml\nyml\n:8" // 8: filter by extension
+		if verb[0] == "migrate" {
+			want = "toml\n:8" // rs-llmspell's configuration
+		}
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("%v -c completes %q, want %q", verb, r.stdout, want)
 		}
 	}
 }
