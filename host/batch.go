@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -22,10 +23,11 @@ const (
 // int64 nanoseconds cannot hold (before 1678 or after 2262; the zero time).
 func abiTime(t time.Time) int64 {
 	// UnixNano is defined for 1678-2262; Unix seconds bound it cheaply.
-	if s := t.Unix(); s < minABISeconds || s > maxABISeconds {
+	s := t.Unix()
+	if s < minABISeconds || s > maxABISeconds {
 		return 0
 	}
-	return t.UnixNano()
+	return s*1e9 + int64(t.Nanosecond())
 }
 
 const (
@@ -33,65 +35,158 @@ const (
 	maxABISeconds = 9223372036 - 1
 )
 
-func tagsJSON(tags []string) []byte {
-	if len(tags) == 0 {
-		return nil
-	}
-	b, _ := json.Marshal(tags)
-	return b
+// fieldSet is the record fields a plugin reads (the manifest's reads):
+// the host copies only those into guest memory, and leaves the others
+// empty. The header (size, time, sequence, lengths) is always written.
+type fieldSet uint16
+
+const (
+	fieldType fieldSet = 1 << iota
+	fieldSource
+	fieldID
+	fieldCorrelation
+	fieldCausation
+	fieldLanguage
+	fieldTags
+	fieldData
+	fieldAttributes
+	allFields = fieldAttributes<<1 - 1
+)
+
+// fieldNames are the names the manifest's reads uses, by bit.
+var fieldNames = map[string]fieldSet{
+	"type": fieldType, "source": fieldSource, "id": fieldID, "correlation_id": fieldCorrelation,
+	"causation_id": fieldCausation, "language": fieldLanguage, "tags": fieldTags, "data": fieldData,
+	"attributes": fieldAttributes,
+	// In the header of every record: listing them changes nothing.
+	"time": 0, "sequence": 0,
 }
 
-// encodedSize is the size of the batch encoding of events; attrs: the
-// records carry CloudEvents attributes (ABI 2).
-func encodedSize(events []pipeline.Event, attrs bool) int {
-	n := batchHeader
+// parseReads turns a manifest's reads into a field set: all fields when
+// the list is absent.
+func parseReads(reads []string) (fieldSet, error) {
+	if reads == nil {
+		return allFields, nil
+	}
+	var fs fieldSet
+	for _, r := range reads {
+		f, ok := fieldNames[r]
+		if !ok {
+			return 0, fmt.Errorf("manifest reads %q, which is not a record field (type, source, id, correlation_id, causation_id, language, tags, data, attributes, time, sequence)", r)
+		}
+		fs |= f
+	}
+	return fs, nil
+}
+
+// extras are the tags and attributes JSON of e that fs includes, built in
+// scratch (valid until its next use); nil when e has none.
+func (fs fieldSet) extras(e *pipeline.Event, attrs bool, scratch *[]byte) (tags, cloud []byte) {
+	hasTags, hasCloud := len(e.Tags) > 0 && fs&fieldTags != 0, attrs && e.Cloud != nil && fs&fieldAttributes != 0
+	if !hasTags && !hasCloud {
+		return nil, nil
+	}
+	buf := (*scratch)[:0]
+	if hasTags {
+		buf = appendTagsJSON(buf, e.Tags)
+	}
+	n := len(buf)
+	if hasCloud {
+		buf = pipeline.AppendCloudAttributes(buf, e.Cloud)
+	}
+	*scratch = buf
+	return buf[:n:n], buf[n:]
+}
+
+// lengthMasks are fs as masks over field lengths (-1: the field is
+// copied, 0: it is left empty), so that the encoder picks fields without
+// branching per event.
+type lengthMasks struct{ typ, src, id, corr, caus, lang, data int }
+
+func (fs fieldSet) masks() lengthMasks {
+	m := func(f fieldSet) int {
+		if fs&f != 0 {
+			return -1
+		}
+		return 0
+	}
+	return lengthMasks{m(fieldType), m(fieldSource), m(fieldID), m(fieldCorrelation), m(fieldCausation), m(fieldLanguage), m(fieldData)}
+}
+
+// encodedSize is the size of the batch encoding of events with the fields
+// in fs; attrs: the records carry CloudEvents attributes (ABI 2).
+func encodedSize(events []pipeline.Event, attrs bool, fs fieldSet, scratch *[]byte) int {
+	m := fs.masks()
+	n := batchHeader + recordHeader*len(events)
 	for i := range events {
 		e := &events[i]
-		n += recordHeader + len(e.Type) + len(e.Source) + len(e.ID) + len(e.CorrelationID) +
-			len(e.CausationID) + len(e.Language) + len(e.Data)
-		if len(e.Tags) > 0 {
-			n += len(tagsJSON(e.Tags))
-		}
-		if attrs && e.Cloud != nil {
-			n += len(cloudJSON(e))
+		n += len(e.Type)&m.typ + len(e.Source)&m.src + len(e.ID)&m.id + len(e.CorrelationID)&m.corr +
+			len(e.CausationID)&m.caus + len(e.Language)&m.lang + len(e.Data)&m.data
+		if len(e.Tags) > 0 || attrs && e.Cloud != nil {
+			tags, cloud := fs.extras(e, attrs, scratch)
+			n += len(tags) + len(cloud)
 		}
 	}
 	return n
 }
 
-// cloudJSON is the attributes field of ABI 2 for e (nil when none).
-func cloudJSON(e *pipeline.Event) []byte {
-	if e.Cloud == nil {
-		return nil
+// appendTagsJSON appends tags as a JSON array of strings, as json.Marshal
+// writes it, without allocating for tags of plain characters.
+func appendTagsJSON(dst []byte, tags []string) []byte {
+	for _, t := range tags {
+		for i := 0; i < len(t); i++ {
+			if c := t[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				b, _ := json.Marshal(tags) // escapes as encoding/json does
+				return append(dst, b...)
+			}
+		}
 	}
-	return pipeline.AppendCloudAttributes(nil, e.Cloud)
+	dst = append(dst, '[')
+	for i, t := range tags {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, t...)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
 }
 
 var errFieldTooLong = errors.New("field over 65535 bytes")
 
-// encodeBatch writes events into dst (len(dst) == encodedSize(events)),
-// straight into guest memory when dst is a view of it. Written for speed:
-// it is most of the host's cost per event.
-func encodeBatch(dst []byte, events []pipeline.Event, attrs bool) error {
+// errShortBuffer: the batch does not fit the buffer given to encodeBatch.
+var errShortBuffer = errors.New("batch larger than its buffer")
+
+// encodeBatch writes events, with the fields in fs, into dst, straight into
+// guest memory when dst is a view of it, and returns the bytes written:
+// encodedSize(events, attrs, fs), or errShortBuffer when dst is shorter.
+// Written for speed: it is most of the host's cost per event.
+func encodeBatch(dst []byte, events []pipeline.Event, attrs bool, fs fieldSet, scratch *[]byte) (int, error) {
 	le := binary.LittleEndian
+	if len(dst) < batchHeader {
+		return 0, errShortBuffer
+	}
 	le.PutUint32(dst[0:], batchMagic)
 	le.PutUint32(dst[4:], uint32(len(events)))
+	m := fs.masks()
 	o := batchHeader
 	for i := range events {
 		e := &events[i]
-		var tags []byte
-		if len(e.Tags) > 0 {
-			tags = tagsJSON(e.Tags)
+		var tags, cloud []byte
+		if len(e.Tags) > 0 || attrs && e.Cloud != nil {
+			tags, cloud = fs.extras(e, attrs, scratch)
 		}
-		var cloud []byte
-		if attrs && e.Cloud != nil {
-			cloud = cloudJSON(e)
-		}
-		lt, ls, li, lc, lz, ll, lg, la := len(e.Type), len(e.Source), len(e.ID), len(e.CorrelationID), len(e.CausationID), len(e.Language), len(tags), len(cloud)
+		lt, ls, li, lc, lz, ll, lg, la := len(e.Type)&m.typ, len(e.Source)&m.src, len(e.ID)&m.id, len(e.CorrelationID)&m.corr,
+			len(e.CausationID)&m.caus, len(e.Language)&m.lang, len(tags), len(cloud)
+		ld := len(e.Data) & m.data
 		if (lt|ls|li|lc|lz|ll|lg|la)>>16 != 0 {
-			return fmt.Errorf("event %d: %w", i, errFieldTooLong)
+			return 0, fmt.Errorf("event %d: %w", i, errFieldTooLong)
 		}
-		size := recordHeader + lt + ls + li + lc + lz + ll + lg + la + len(e.Data)
+		size := recordHeader + lt + ls + li + lc + lz + ll + lg + la + ld
+		if size > len(dst)-o {
+			return 0, errShortBuffer
+		}
 		r := dst[o : o+size : o+size]
 		_ = r[recordHeader-1]
 		le.PutUint32(r[0:], uint32(size))
@@ -99,29 +194,45 @@ func encodeBatch(dst []byte, events []pipeline.Event, attrs bool) error {
 		le.PutUint64(r[12:], e.Sequence)
 		le.PutUint64(r[20:], uint64(lt)|uint64(ls)<<16|uint64(li)<<32|uint64(lc)<<48)
 		le.PutUint64(r[28:], uint64(lz)|uint64(ll)<<16|uint64(lg)<<32|uint64(la)<<48)
-		le.PutUint32(r[36:], uint32(len(e.Data)))
-		// Empty fields (most of the optional ones) cost no copy call.
+		le.PutUint32(r[36:], uint32(ld))
+		// A field the plugin does not read has length 0 here. Empty fields
+		// cost no copy call, short ones (most types and sources) none either.
 		p := recordHeader
-		p += copy(r[p:], e.Type)
-		if ls > 0 {
-			p += copy(r[p:], e.Source)
-		}
+		p += copyShort(r[p:], e.Type[:lt])
+		p += copyShort(r[p:], e.Source[:ls])
 		if li > 0 {
-			p += copy(r[p:], e.ID)
+			p += copy(r[p:], e.ID[:li])
 		}
 		if lc|lz|ll|lg != 0 {
-			p += copy(r[p:], e.CorrelationID)
-			p += copy(r[p:], e.CausationID)
-			p += copy(r[p:], e.Language)
+			p += copy(r[p:], e.CorrelationID[:lc])
+			p += copy(r[p:], e.CausationID[:lz])
+			p += copy(r[p:], e.Language[:ll])
 			p += copy(r[p:], tags)
 		}
-		p += copy(r[p:], e.Data)
+		if ld > 0 {
+			p += copy(r[p:], e.Data[:ld])
+		}
 		if la > 0 {
 			copy(r[p:], cloud) // ABI 2: after data, so that v1 readers of data are unchanged
 		}
 		o += size
 	}
-	return nil
+	return o, nil
+}
+
+// copyShort is copy(dst, s) for the short strings that most types and
+// sources are, without a call: 8 to 16 bytes are two overlapping 8-byte
+// moves. Other lengths go to copy.
+func copyShort(dst []byte, s string) int {
+	n := len(s)
+	if n < 8 || n > 16 || len(dst) < n {
+		return copy(dst, s)
+	}
+	src, d := unsafe.Pointer(unsafe.StringData(s)), unsafe.Pointer(unsafe.SliceData(dst))
+	head, tail := *(*uint64)(src), *(*uint64)(unsafe.Add(src, n-8))
+	*(*uint64)(d) = head
+	*(*uint64)(unsafe.Add(d, n-8)) = tail
+	return n
 }
 
 // decodeBatch reads a transform plugin's output: count records replacing
@@ -130,7 +241,7 @@ func encodeBatch(dst []byte, events []pipeline.Event, attrs bool) error {
 // the host's values whatever the record says; rewrites counts the records
 // that tried. An event whose payload grew past maxSize (0: no bound) fails
 // the batch, as any malformed output does.
-func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize int, attrs bool) (rewrites int, err error) {
+func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize int, attrs bool, scratch *[]byte) (rewrites int, err error) {
 	le := binary.LittleEndian
 	if len(src) < batchHeader || le.Uint32(src) != batchMagic {
 		return 0, errors.New("output is not an EPB1 batch")
@@ -176,7 +287,11 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 		data := r[p : size-la]
 		e := &events[i]
 		if attrs {
-			if cloud := r[size-la:]; string(cloud) != string(cloudJSON(e)) {
+			*scratch = (*scratch)[:0]
+			if e.Cloud != nil {
+				*scratch = pipeline.AppendCloudAttributes(*scratch, e.Cloud)
+			}
+			if cloud := r[size-la:]; string(cloud) != string(*scratch) {
 				c, err := pipeline.ParseCloudAttributes(cloud)
 				if err != nil {
 					return rewrites, fmt.Errorf("record %d: attributes: %v", i, err)
@@ -203,7 +318,7 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 			e.Time = time.Unix(0, t).UTC() // the plugin changed it
 		}
 		if len(e.Tags) > 0 || len(f[6]) > 0 {
-			if string(f[6]) != string(tagsJSON(e.Tags)) {
+			if string(f[6]) != string(appendTagsJSON((*scratch)[:0], e.Tags)) {
 				e.Tags = nil
 				if len(f[6]) > 0 {
 					if err := json.Unmarshal(f[6], &e.Tags); err != nil {
@@ -263,6 +378,13 @@ type Manifest struct {
 	// ABI is the record revision the plugin reads and writes: 1 (or
 	// absent) or 2, whose records carry the CloudEvents attributes.
 	ABI int `json:"abi"`
+	// Reads lists the record fields the plugin reads (type, source, id,
+	// correlation_id, causation_id, language, tags, data, attributes;
+	// time and sequence are always there). Absent: all of them. The
+	// host copies only these into guest memory, the others arrive empty:
+	// a filter on types skips the copy of every payload. Not for
+	// transforms, whose output replaces whole events.
+	Reads []string `json:"reads,omitempty"`
 }
 
 func (m Manifest) has(c string) bool {

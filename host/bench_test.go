@@ -1,9 +1,13 @@
 package host_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,18 +46,76 @@ func (nativeRef) Process(_ context.Context, b *pipeline.Batch) error {
 
 // BenchmarkFilterOverhead: a 1000-event batch (~200-byte payloads) through
 // the reference filter without per-byte work, native and as a wasm plugin
-// (testdata/plugins/walk.wat). The difference per
-// event is the host's framework overhead (copying the batch into guest
-// memory, one call, reading verdicts); the guest only walks the records.
+// (testdata/plugins/walk.wat). The difference per event is the host's
+// framework overhead (writing the batch into guest memory, one call,
+// reading verdicts); the guest only walks the records. walk.wat's manifest
+// says it reads type and source (so the host copies only those);
+// every-field is the same module without that line, given every field as
+// a plugin that reads data is.
 func BenchmarkFilterOverhead(b *testing.B) {
 	evs := benchBatch(1000)
 	run := func(b *testing.B, s pipeline.Stage) { benchStage(b, s, evs) }
 	b.Run("native", func(b *testing.B) { run(b, nativeRef{}) })
 	h := newHost(b)
-	p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}})
-	b.Run("wasm-walk", func(b *testing.B) { run(b, p.Stage()) })
-	tp := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}, Unmetered: true})
-	b.Run("wasm-walk-unmetered", func(b *testing.B) { run(b, tp.Stage()) })
+	walk := host.PluginConfig{Path: "testdata/plugins/walk.wasm"}
+	every := host.PluginConfig{Path: everyField(b, walk.Path)}
+	b.Run("wasm-walk", func(b *testing.B) { run(b, load(b, h, host.Spec{PluginConfig: walk}).Stage()) })
+	b.Run("wasm-walk-every-field", func(b *testing.B) { run(b, load(b, h, host.Spec{PluginConfig: every}).Stage()) })
+	b.Run("wasm-walk-unmetered", func(b *testing.B) { run(b, load(b, h, host.Spec{PluginConfig: walk, Unmetered: true}).Stage()) })
+}
+
+// everyField writes a copy of the module at path whose manifest's reads
+// key is renamed to one the host ignores (same length, so the module stays
+// valid): the host then gives it every field.
+func everyField(t testing.TB, path string) string {
+	t.Helper()
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched := bytes.Replace(wasm, []byte(`"reads"`), []byte(`"_eads"`), 1)
+	if bytes.Equal(patched, wasm) {
+		t.Fatalf("%s: no reads in its manifest", path)
+	}
+	out := filepath.Join(t.TempDir(), "every-field.wasm")
+	if err := os.WriteFile(out, patched, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestFilterReadsOnlyWhatItDeclares: walk.wat declares reads [type,
+// source]; its verdicts over a batch (debug types dropped, the "evil"
+// source refused) are the native reference's, whether the host gives it
+// two fields or all of them.
+func TestFilterReadsOnlyWhatItDeclares(t *testing.T) {
+	evs := benchBatch(50)
+	evs[7].Source = "evil"
+	var want pipeline.Batch
+	want.Reset(slices.Clone(evs))
+	if err := (nativeRef{}).Process(context.Background(), &want); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t)
+	for name, path := range map[string]string{"reads": "testdata/plugins/walk.wasm", "every-field": everyField(t, "testdata/plugins/walk.wasm")} {
+		t.Run(name, func(t *testing.T) {
+			p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: path}})
+			if got, want := len(p.Manifest().Reads), map[string]int{"reads": 2, "every-field": 0}[name]; got != want {
+				t.Fatalf("manifest reads %v", p.Manifest().Reads)
+			}
+			var b pipeline.Batch
+			b.Reset(slices.Clone(evs))
+			if err := p.Stage().Process(context.Background(), &b); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(b.Verdicts, want.Verdicts) {
+				t.Fatalf("verdicts\n got %v\nwant %v", b.Verdicts, want.Verdicts)
+			}
+			if b.Verdicts[7] != pipeline.DeadLetter || b.Verdicts[10] != pipeline.Drop || b.Verdicts[1] != pipeline.Keep {
+				t.Fatalf("reference verdicts are not what the batch was built for: %v", b.Verdicts[:11])
+			}
+		})
+	}
 }
 
 // benchStage runs s over evs per iteration and reports ns per event.

@@ -54,14 +54,13 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 	in.arm(e.batchFuel(len(events)), e.spec.Timeout)
 	defer e.disarm(in)
 	attrs := e.Plugin.manifest.ABI >= 2
-	size := encodedSize(events, attrs)
-	ptr, view, err := in.view(cctx, size)
+	ptr, size, err := in.encode(cctx, events, attrs, e.reads)
+	if errors.Is(err, errFieldTooLong) {
+		return pipeline.Permanent(err)
+	}
 	if err != nil {
 		broken = true
 		return e.failed(e.classify(cctx, in, err))
-	}
-	if err := encodeBatch(view, events, attrs); err != nil {
-		return pipeline.Permanent(err)
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
 	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {

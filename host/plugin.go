@@ -213,6 +213,7 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
 	manifest Manifest
+	reads    fieldSet // the record fields the host copies in (manifest reads)
 	initArg  []byte
 	pool     chan *instance
 	logLimit *rate.Limiter
@@ -553,6 +554,8 @@ type instance struct {
 	armed   bool
 	fired   bool
 	budget  uint64
+	scratch []byte // tags and attributes JSON while a batch is encoded
+	bufMax  int    // the largest buffer eventpipe_buffer has given
 }
 
 // arm fills the tank with budget units and starts the watchdog.
@@ -709,6 +712,13 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 		if m.ABI < 0 || m.ABI > 2 {
 			return bad("manifest abi %d (this host reads 1 and 2)", m.ABI)
 		}
+		reads, err := parseReads(m.Reads)
+		if err != nil {
+			return bad("%v", err)
+		}
+		if m.Reads != nil && m.Kind == KindTransform {
+			return bad("a transform may not declare reads: its output records replace whole events, so it is given every field")
+		}
 		for _, c := range m.Capabilities {
 			if !p.granted(c) {
 				return bad("asks for capability %q, which the pipeline does not grant (capabilities: [%s])", c, strings.Join(p.spec.Capabilities, ", "))
@@ -725,7 +735,7 @@ func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, erro
 				}
 			}
 		}
-		p.manifest = m
+		p.manifest, p.reads = m, reads
 		p.checked.Store(true)
 		if p.spec.Name == "" && m.Name != "" {
 			p.spec.Name = m.Name
@@ -768,7 +778,32 @@ func (in *instance) view(ctx context.Context, n int) (uint32, []byte, error) {
 	if !ok {
 		return 0, nil, fmt.Errorf("eventpipe_buffer(%d) returned a pointer outside memory", n)
 	}
+	in.bufMax = max(in.bufMax, n)
 	return ptr, b, nil
+}
+
+// encode writes events (the fields in fs) into a guest buffer and returns
+// where and how many bytes. It asks for the largest buffer the guest has
+// given before, which the guest holds already, and writes the batch in
+// one pass; only a batch larger than any before is sized first (a pass
+// over the events that cost 2 ns an event) and written again.
+func (in *instance) encode(ctx context.Context, events []pipeline.Event, attrs bool, fs fieldSet) (uint32, int, error) {
+	if in.bufMax > 0 {
+		ptr, view, err := in.view(ctx, in.bufMax)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := encodeBatch(view, events, attrs, fs, &in.scratch)
+		if !errors.Is(err, errShortBuffer) {
+			return ptr, n, err
+		}
+	}
+	ptr, view, err := in.view(ctx, encodedSize(events, attrs, fs, &in.scratch))
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := encodeBatch(view, events, attrs, fs, &in.scratch)
+	return ptr, n, err
 }
 
 func (in *instance) write(ctx context.Context, data []byte) (uint32, error) {

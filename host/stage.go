@@ -247,23 +247,27 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	// events unchanged since (no stage between, none dropped, no host
 	// field rewritten) in the revision this plugin reads.
 	var pass []byte
-	if p := s.prev; p != nil && p.lastGood && p.lastN == len(s.view) && p.lastABI == attrs {
+	if p := s.prev; p != nil && p.lastGood && p.lastN == len(s.view) && p.lastABI == attrs && s.reads == allFields {
 		pass = p.lastOut
 	}
-	size := len(pass)
-	if pass == nil {
-		size = encodedSize(s.view, attrs)
+	var ptr uint32
+	var size int
+	if pass != nil {
+		var view []byte
+		ptr, view, err = in.view(cctx, len(pass))
+		size = copy(view, pass)
+	} else {
+		ptr, size, err = in.encode(cctx, s.view, attrs, s.reads)
 	}
-	ptr, view, err := in.view(cctx, size)
+	if errors.Is(err, errFieldTooLong) {
+		return &failure{FailError, err}
+	}
 	if err != nil {
 		broken = true
 		return s.classify(cctx, in, err)
 	}
 	if pass != nil {
-		copy(view, pass)
 		s.metrics.PassedThrough.Add(uint64(len(s.view)))
-	} else if err := encodeBatch(view, s.view, attrs); err != nil {
-		return &failure{FailError, err}
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
 	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
@@ -318,7 +322,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	case KindTransform:
 		s.dropped = slices.Grow(s.dropped[:0], n)[:n]
 		clear(s.dropped)
-		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize, s.Plugin.manifest.ABI >= 2)
+		rewrites, err := decodeBatch(out, s.view, s.dropped, s.spec.MaxEventSize, s.Plugin.manifest.ABI >= 2, &in.scratch)
 		if rewrites > 0 {
 			s.metrics.failN("host_field", uint64(rewrites))
 		}

@@ -1,11 +1,13 @@
 ;; Test plugin: the reference filter without its per-byte work, so that a
 ;; benchmark measures the host's overhead: the guest only walks the records.
+;; It reads type and source only, and its manifest says so (reads): the host
+;; leaves the other fields empty.
 (module
   (memory (export "memory") 1)
-  (data (i32.const 1024) "{\"name\":\"walk\",\"version\":\"1.0.0\",\"kind\":\"filter\",\"capabilities\":[]}")
+  (data (i32.const 1024) "{\"name\":\"walk\",\"version\":\"1.0.0\",\"kind\":\"filter\",\"capabilities\":[],\"reads\":[\"type\",\"source\"]}")
   (func (export "eventpipe_abi_v1") (result i32) (i32.const 1))
   (func (export "eventpipe_manifest") (result i64)
-    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 67)))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 93)))
   ;; The buffer starts at 4096; memory grows so that 4096 + 2*size bytes fit
   ;; (the input, then room for the output after it).
   (func (export "eventpipe_buffer") (param $size i32) (result i32)
