@@ -1,9 +1,13 @@
 package host
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -101,5 +105,79 @@ func BenchmarkEncodeBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 		})
+	}
+}
+
+// The fields a plugin reads are the event's; the others arrive empty, and
+// the record says so in its lengths (sdk/ABI.md). The record is read here
+// by the ABI's offsets, not by decodeBatch.
+func TestEncodeBatchReads(t *testing.T) {
+	e := pipeline.Event{Type: "agent.completed", Source: "researcher", ID: "0193a1b2", CorrelationID: "c1", CausationID: "z1",
+		Language: "en", Tags: []string{"a", `q"<`}, Data: json.RawMessage(`{"x":1}`), Sequence: 9,
+		Time: time.Unix(5, 6), Cloud: &pipeline.CloudAttributes{Subject: "s"}}
+	tags, _ := json.Marshal(e.Tags)
+	cloud := pipeline.AppendCloudAttributes(nil, e.Cloud)
+	all := []string{e.Type, e.Source, e.ID, e.CorrelationID, e.CausationID, e.Language, string(tags), string(e.Data), string(cloud)}
+	for _, tc := range []struct {
+		reads []string
+		want  []int // indexes into all that are present
+	}{
+		{nil, []int{0, 1, 2, 3, 4, 5, 6, 7, 8}},
+		{[]string{"type", "source"}, []int{0, 1}},
+		{[]string{"data", "time"}, []int{7}},
+		{[]string{"tags", "attributes", "id"}, []int{2, 6, 8}},
+		{[]string{}, nil},
+	} {
+		t.Run(strings.Join(tc.reads, ","), func(t *testing.T) {
+			fs, err := parseReads(tc.reads)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var scratch []byte
+			evs := []pipeline.Event{e, e}
+			size := encodedSize(evs, true, fs, &scratch)
+			if _, err := encodeBatch(make([]byte, size-1), evs, true, fs, &scratch); !errors.Is(err, errShortBuffer) {
+				t.Fatalf("one byte short: %v", err)
+			}
+			buf := make([]byte, size+100) // a larger buffer, as the guest's usually is
+			n, err := encodeBatch(buf, evs, true, fs, &scratch)
+			if err != nil || n != size {
+				t.Fatalf("wrote %d of %d: %v", n, size, err)
+			}
+			le := binary.LittleEndian
+			rec := buf[batchHeader:]
+			if int64(le.Uint64(rec[4:])) != e.Time.UnixNano() || le.Uint64(rec[12:]) != 9 {
+				t.Fatalf("time or sequence missing from the header")
+			}
+			lens := []int{int(le.Uint16(rec[20:])), int(le.Uint16(rec[22:])), int(le.Uint16(rec[24:])), int(le.Uint16(rec[26:])),
+				int(le.Uint16(rec[28:])), int(le.Uint16(rec[30:])), int(le.Uint16(rec[32:])), int(le.Uint32(rec[36:])), int(le.Uint16(rec[34:]))}
+			p := recordHeader
+			for k, n := range lens {
+				want := ""
+				if slices.Contains(tc.want, k) {
+					want = all[k]
+				}
+				if got := string(rec[p : p+n]); got != want {
+					t.Errorf("field %d = %q, want %q", k, got, want)
+				}
+				p += n
+			}
+			if int(le.Uint32(rec)) != p || 2*p+batchHeader != size {
+				t.Errorf("record size %d, fields end at %d, batch %d", le.Uint32(rec), p, size)
+			}
+		})
+	}
+	if _, err := parseReads([]string{"type", "payload"}); err == nil || !strings.Contains(err.Error(), `"payload"`) {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+// Tags are written as encoding/json writes them, without it for plain ones.
+func TestAppendTagsJSON(t *testing.T) {
+	for _, tags := range [][]string{{"a"}, {"a", "b-c.d_e"}, {""}, {`q"`}, {`back\slash`}, {"<html>&"}, {"tab\t"}, {"é", "x"}, {"\u2028"}, {"bad\xff"}} {
+		want, _ := json.Marshal(tags)
+		if got := appendTagsJSON([]byte("keep"), tags); string(got) != "keep"+string(want) {
+			t.Errorf("%q: %s, want %s", tags, got, want)
+		}
 	}
 }

@@ -64,20 +64,29 @@ func BenchmarkFilterOverhead(b *testing.B) {
 	b.Run("wasm-walk-unmetered", func(b *testing.B) { run(b, load(b, h, host.Spec{PluginConfig: walk, Unmetered: true}).Stage()) })
 }
 
-// everyField writes a copy of the module at path whose manifest's reads
-// key is renamed to one the host ignores (same length, so the module stays
-// valid): the host then gives it every field.
+// everyField is walk.wasm with its manifest's reads key renamed to one the
+// host ignores: the host then gives it every field.
 func everyField(t testing.TB, path string) string {
+	return patchedModule(t, path, `"reads"`, `"_eads"`)
+}
+
+// patchedModule writes a copy of the module at path with the text old (in
+// a data segment: the manifest) replaced by repl padded with spaces to the
+// same length, so that the module stays valid.
+func patchedModule(t testing.TB, path, old, repl string) string {
 	t.Helper()
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	patched := bytes.Replace(wasm, []byte(`"reads"`), []byte(`"_eads"`), 1)
-	if bytes.Equal(patched, wasm) {
-		t.Fatalf("%s: no reads in its manifest", path)
+	if len(repl) > len(old) {
+		t.Fatalf("%q is longer than %q", repl, old)
 	}
-	out := filepath.Join(t.TempDir(), "every-field.wasm")
+	patched := bytes.Replace(wasm, []byte(old), []byte(repl+strings.Repeat(" ", len(old)-len(repl))), 1)
+	if bytes.Equal(patched, wasm) {
+		t.Fatalf("%s: no %s in it", path, old)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
 	if err := os.WriteFile(out, patched, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -179,6 +179,9 @@ func TestRefusedAtLoad(t *testing.T) {
 		// load's fuel on a machine too busy to see the timer first.
 		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loopinit.wasm", LoadTimeout: 200 * time.Millisecond}, Kind: "filter"}, "did not finish loading within 200ms|ran out of its load fuel"},
 		{host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/loopstart.wasm", LoadTimeout: 200 * time.Millisecond}, Kind: "filter"}, "did not finish loading within 200ms|ran out of its load fuel"},
+		// reads names record fields, and a transform has none to leave out.
+		{host.Spec{PluginConfig: host.PluginConfig{Path: patchedModule(t, "testdata/plugins/walk.wasm", `"source"]`, `"body"]`)}, Kind: "filter"}, `reads "body", which is not a record field`},
+		{host.Spec{PluginConfig: host.PluginConfig{Path: patchedModule(t, "testdata/plugins/walk.wasm", `"filter","capabilities":[]`, `"transform","cap":[]`)}, Kind: "transform"}, "a transform may not declare reads"},
 	}
 	for _, tc := range tests {
 		_, err := h.Load(context.Background(), tc.spec)

@@ -119,7 +119,9 @@ type Stage struct {
 	scratch     []pipeline.Event // own copy of the kept events, when some are not
 	view        []pipeline.Event // what the plugin sees this batch
 	jsonBuf     []byte           // Extism input
-	kept        []int
+	kept        []int // the indexes of the events the plugin sees: all, or keptBuf
+	keptBuf     []int
+	all         []int // 0, 1, 2, ...: kept when every event is
 	dropped     []bool
 
 	// A transform's output, kept for the next plugin stage when it can
@@ -152,12 +154,7 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastGood = false // set again only if this batch's output can be passed on
-	s.kept = s.kept[:0]
-	for i := range b.Events {
-		if b.Verdicts[i] == pipeline.Keep {
-			s.kept = append(s.kept, i)
-		}
-	}
+	s.kept = s.keptIndexes(b.Verdicts)
 	// The plugin sees the kept events: the batch's own slice when all are
 	// kept (the common case, no copy), a compacted copy otherwise.
 	if len(s.kept) == len(b.Events) {
@@ -185,13 +182,7 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	s.metrics.Nanos.Add(uint64(time.Since(start)))
 	if err == nil {
 		s.consecutive, s.backoff = 0, 0
-		n := 0
-		for _, i := range s.kept {
-			if b.Verdicts[i] == pipeline.Keep {
-				n++
-			}
-		}
-		s.metrics.EventsOut.Add(uint64(n))
+		s.metrics.EventsOut.Add(uint64(countKept(b.Verdicts, s.kept)))
 		return nil
 	}
 	var f *failure
@@ -211,6 +202,43 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	}
 	s.apply(b, f)
 	return nil
+}
+
+// keptIndexes is the indexes of the events whose verdict is Keep.
+func (s *Stage) keptIndexes(verdicts []pipeline.Verdict) []int {
+	n := len(verdicts)
+	if !slices.ContainsFunc(verdicts, func(v pipeline.Verdict) bool { return v != pipeline.Keep }) {
+		for len(s.all) < n {
+			s.all = append(s.all, len(s.all))
+		}
+		return s.all[:n]
+	}
+	s.keptBuf = s.keptBuf[:0]
+	for i, v := range verdicts {
+		if v == pipeline.Keep {
+			s.keptBuf = append(s.keptBuf, i)
+		}
+	}
+	return s.keptBuf
+}
+
+// countKept counts the events at kept whose verdict is still Keep.
+func countKept(verdicts []pipeline.Verdict, kept []int) int {
+	n := 0
+	if len(kept) == len(verdicts) { // all of them: no indirection
+		for _, v := range verdicts {
+			if v == pipeline.Keep {
+				n++
+			}
+		}
+		return n
+	}
+	for _, i := range kept {
+		if verdicts[i] == pipeline.Keep {
+			n++
+		}
+	}
+	return n
 }
 
 // apply gives the kept events the on_error treatment.
