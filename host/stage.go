@@ -119,7 +119,7 @@ type Stage struct {
 	scratch     []pipeline.Event // own copy of the kept events, when some are not
 	view        []pipeline.Event // what the plugin sees this batch
 	jsonBuf     []byte           // Extism input
-	kept        []int // the indexes of the events the plugin sees: all, or keptBuf
+	kept        []int            // the indexes of the events the plugin sees: all, or keptBuf
 	keptBuf     []int
 	all         []int // 0, 1, 2, ...: kept when every event is
 	dropped     []bool
