@@ -40,3 +40,22 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Errorf("truncated batch: %v", err)
 	}
 }
+
+// The manifest carries reads only when the plugin lists them (absent: the
+// host gives every field).
+func TestManifestReads(t *testing.T) {
+	defer func(p *Plugin) { registered = p }(registered)
+	for _, tc := range []struct {
+		reads []string
+		want  string
+	}{
+		{nil, `{"abi":2,"capabilities":[],"kind":"filter","name":"f","version":"1"}`},
+		{[]string{"type", "source"}, `{"abi":2,"capabilities":[],"kind":"filter","name":"f","reads":["type","source"],"version":"1"}`},
+		{[]string{}, `{"abi":2,"capabilities":[],"kind":"filter","name":"f","reads":[],"version":"1"}`},
+	} {
+		registered = &Plugin{Name: "f", Version: "1", Kind: KindFilter, Reads: tc.reads}
+		if got := string(manifestJSON()); got != tc.want {
+			t.Errorf("reads %v: %s, want %s", tc.reads, got, tc.want)
+		}
+	}
+}
