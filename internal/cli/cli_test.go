@@ -646,6 +646,54 @@ func TestReloadKeepsRunningOnBadConfig(t *testing.T) {
 	}
 }
 
+// A reload to a hostile plugin is refused with its reason, and the
+// process keeps running on the old configuration: a module that loops
+// while it loads (stopped by load_timeout, or its load fuel), and a
+// 13-byte module declaring 2^32-1 data segments (refused before the
+// decoder would allocate for them). A good configuration is then taken.
+func TestReloadRefusesHostilePlugins(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fileConfig(t, dir, "admin:\n  listen: 127.0.0.1:0\n")
+	loop, err := filepath.Abs("../../host/testdata/plugins/loopinit.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := filepath.Join(dir, "bomb.wasm")
+	if err := os.WriteFile(bomb, []byte("\x00asm\x01\x00\x00\x00\x0b\x05\xff\xff\xff\xff\x0f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sigs := make(chan os.Signal, 1)
+	var stderr syncBuffer
+	io := cli.IO{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &stderr, Signals: sigs,
+		Env: func(string) (string, bool) { return "", false }}
+	done := make(chan int, 1)
+	go func() { done <- cli.Main([]string{"run", "-c", cfg}, io) }()
+	waitFor(t, &stderr, "pipeline running")
+	withPlugin := func(path string) string {
+		return "filter:\n  plugins:\n    - path: " + path + "\n      load_timeout: 300ms\n" +
+			"route:\n  default: [out]\nexport:\n  out:\n    type: file\n    path: out.jsonl\ndead_letter:\n  path: dead.jsonl\nadmin:\n  listen: 127.0.0.1:0\n"
+	}
+	for _, tc := range []struct{ path, why string }{
+		{loop, "loopinit.wasm: "}, // did not finish loading within 300ms, or ran out of its load fuel
+		{bomb, "declares 4294967295 items"},
+	} {
+		_ = os.WriteFile(cfg, []byte(withPlugin(tc.path)), 0o600)
+		sigs <- syscall.SIGHUP
+		waitFor(t, &stderr, tc.why)
+		waitFor(t, &stderr, "reload refused")
+	}
+	_ = os.WriteFile(cfg, []byte(withPlugin(filepath.Join(loop, "../walk.wasm"))), 0o600)
+	sigs <- syscall.SIGHUP
+	waitFor(t, &stderr, "configuration reloaded")
+	sigs <- syscall.SIGTERM
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "reload refused"); n != 2 {
+		t.Errorf("%d reloads refused, want 2:\n%s", n, stderr.String())
+	}
+}
+
 type syncBuffer struct {
 	mu      sync.Mutex
 	b       bytes.Buffer
