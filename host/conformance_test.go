@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,38 @@ func TestExtismPluginObeysTimeoutAndPolicy(t *testing.T) {
 		}
 	}
 	if st := p.Stats(); st.Failures[host.FailTimeout] != 2 || st.Restarts != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// An Extism plugin is metered as an ABI v1 module is: every batch is
+// charged (identical ones about the same: the Go PDK guest's own heap
+// differs from one to the next), a batch over its fuel is stopped (kind
+// fuel) and follows on_error, and the next one runs on a fresh instance.
+func TestExtismPluginIsMetered(t *testing.T) {
+	h := newHost(t)
+	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: extismConformance}})
+	var used []uint64
+	for range 3 {
+		before := p.Stats().FuelUsed
+		runBatch(t, p.Stage(), conformanceEvents())
+		used = append(used, p.Stats().FuelUsed-before)
+	}
+	if slices.Min(used) == 0 || slices.Max(used)-slices.Min(used) > slices.Min(used)/20 {
+		t.Errorf("fuel per identical batch: %v", used)
+	}
+	starved := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: extismConformance,
+		Fuel: int64(used[0] / 2), FuelPerEvent: 1, Timeout: 10 * time.Minute}})
+	s := starved.Stage()
+	for round := 0; round < 2; round++ {
+		b := runBatch(t, s, conformanceEvents())
+		for i := range b.Events {
+			if b.Verdicts[i] != pipeline.DeadLetter || !strings.Contains(b.Reasons[i], "ran out of fuel") {
+				t.Fatalf("round %d event %d: %v %q", round, i, b.Verdicts[i], b.Reasons[i])
+			}
+		}
+	}
+	if st := starved.Stats(); st.Failures[host.FailFuel] != 2 || st.Restarts != 2 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"unsafe"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/eventpipe/eventpipe/pipeline"
 )
@@ -16,12 +19,42 @@ import (
 // The Extism compatibility path (sdk/ABI.md, "Extism plugins"): a module
 // built with an Extism PDK runs through github.com/extism/go-sdk. It gets
 // the same batches as JSON, one call per batch, with the same memory cap,
-// timeout, failure policy and counters. Slower than ABI v1: Extism copies
-// input and output through host calls.
+// fuel, timeout, failure policy and counters. Slower than ABI v1: Extism
+// copies input and output through host calls.
+//
+// The module is metered as an ABI v1 module is (fuel.go), and run without
+// wazero's termination checks: the go-sdk turns those on whenever it has a
+// timeout, and they made the Go PDK's byte-at-a-time input loops 6x
+// slower. The watchdog reaches the module's fuel and stop globals through
+// its main module, which the go-sdk does not export (extismMain).
 
 type extismPlugin struct {
 	compiled *extism.CompiledPlugin
-	pool     chan *extism.Plugin
+	pool     chan *extismInstance
+}
+
+// extismInstance is an Extism plugin instance and the meter of its main
+// module (fuel nil when unmetered).
+type extismInstance struct {
+	*extism.Plugin
+	meter instance
+}
+
+// extismMain is the main module of an Extism plugin instance: the go-sdk
+// keeps it in an unexported field. Reading it is tied to the go-sdk
+// version go.mod pins; TestExtismPluginIsMetered fails if an upgrade
+// moves it, and Load refuses Extism plugins (with this error) rather than
+// run them unbounded.
+func extismMain(p *extism.Plugin) (api.Module, error) {
+	f := reflect.ValueOf(p).Elem().FieldByName("mainModule")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[api.Module]() {
+		return nil, errors.New("extism: this go-sdk version does not keep its main module where eventpipe looks for it (mainModule): cannot meter the plugin")
+	}
+	m, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(api.Module)
+	if m == nil {
+		return nil, errors.New("extism: the plugin instance has no main module")
+	}
+	return m, nil
 }
 
 func isExtism(compiled wazero.CompiledModule) bool {
@@ -38,12 +71,8 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 	m := extism.Manifest{
 		Wasm:    []extism.Wasm{extism.WasmData{Data: bin}},
 		Memory:  &extism.ManifestMemory{MaxPages: pages},
-		Timeout: uint64(p.spec.Timeout.Milliseconds()),
-	}
-	if p.spec.Unmetered {
-		// The go-sdk turns on wazero's termination checks whenever a
-		// timeout is set: unmetered (benchmarks only) means no timeout.
-		m.Timeout = 0
+		// No Extism timeout: with one the go-sdk turns on wazero's
+		// termination checks. The watchdog bounds a call (fuel.go).
 	}
 	for _, ap := range p.spec.AllowedPaths {
 		dir, mode, _ := strings.Cut(ap, ":")
@@ -56,18 +85,26 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 			m.AllowedPaths["ro:"+dir] = dir
 		}
 	}
-	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(!p.spec.Unmetered)
+	rtCfg := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithCloseOnContextDone(false)
 	cp, err := extism.NewCompiledPlugin(ctx, m, extism.PluginConfig{EnableWasi: true, RuntimeConfig: rtCfg}, nil)
 	if err != nil {
 		return fmt.Errorf("extism: %w", err)
 	}
-	p.ext = &extismPlugin{compiled: cp, pool: make(chan *extism.Plugin, p.spec.Pool)}
+	p.ext = &extismPlugin{compiled: cp, pool: make(chan *extismInstance, p.spec.Pool)}
 	first, err := p.newExtismInstance(ctx)
 	if err != nil {
 		_ = cp.Close(ctx)
 		return err
 	}
-	_, out, err := first.Call("eventpipe_manifest", nil)
+	// The guest runtime's initialisation runs in this first call: both on
+	// the load's fuel and within load_timeout.
+	first.meter.arm(LoadFuel, p.spec.LoadTimeout)
+	_, out, err := first.CallWithContext(ctx, "eventpipe_manifest", nil)
+	if left, fired := first.meter.disarm(); err != nil && fired {
+		err = fmt.Errorf("did not finish loading within %s (a loop in its initialisation or eventpipe_manifest?): %w", p.spec.LoadTimeout, err)
+	} else if err != nil && first.meter.fuel != nil && left <= 0 {
+		err = fmt.Errorf("ran out of its load fuel (%d units): %w", uint64(LoadFuel), err)
+	}
 	if err != nil {
 		_ = cp.Close(ctx)
 		return fmt.Errorf("extism plugin: eventpipe_manifest: %w (an Extism plugin exports eventpipe_manifest and eventpipe_process, see sdk/ABI.md)", err)
@@ -91,7 +128,7 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 	return nil
 }
 
-func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) {
+func (p *Plugin) newExtismInstance(ctx context.Context) (*extismInstance, error) {
 	cfg := wazero.NewModuleConfig()
 	for _, k := range p.spec.Env {
 		if v, ok := p.spec.Getenv(k); ok {
@@ -109,13 +146,29 @@ func (p *Plugin) newExtismInstance(ctx context.Context) (*extism.Plugin, error) 
 			p.spec.Logger.Info(msg, "plugin", p.spec.Name, "extism_level", level.String())
 		}
 	})
-	return in, nil
+	ei := &extismInstance{Plugin: in}
+	if !p.spec.Unmetered {
+		mod, err := extismMain(in)
+		if err != nil {
+			_ = in.Close(ctx)
+			return nil, err
+		}
+		fuel, ok := mod.ExportedGlobal(FuelExport).(api.MutableGlobal)
+		if !ok {
+			_ = in.Close(ctx)
+			return nil, errors.New("extism: the main module is not metered")
+		}
+		ei.meter.fuel = fuel
+		ei.meter.stackW, _ = mod.ExportedGlobal(StackExport).(api.MutableGlobal)
+		ei.meter.stop, _ = mod.ExportedGlobal(StopExport).(api.MutableGlobal)
+	}
+	return ei, nil
 }
 
 // runExtism is run for an Extism plugin: the kept events as a JSON array in,
 // the kind's output as JSON out.
 func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
-	var in *extism.Plugin
+	var in *extismInstance
 	select {
 	case in = <-s.ext.pool:
 	case <-ctx.Done():
@@ -148,14 +201,13 @@ func (s *Stage) runExtism(ctx context.Context, b *pipeline.Batch) error {
 	s.jsonBuf = append(s.jsonBuf, ']')
 	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
 	defer cancel()
+	in.meter.arm(s.batchFuel(len(s.view)), s.spec.Timeout)
 	rc, out, err := in.CallWithContext(cctx, "eventpipe_process", s.jsonBuf)
 	if err != nil {
 		broken = true
-		if cctx.Err() != nil {
-			return &failure{FailTimeout, err}
-		}
-		return &failure{FailTrap, err}
+		return s.classify(cctx, &in.meter, err)
 	}
+	s.disarm(&in.meter)
 	if rc != 0 {
 		return &failure{FailError, fmt.Errorf("eventpipe_process returned %d: %s", rc, in.GetError())}
 	}

@@ -290,7 +290,6 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		}
 		return fail("refused before decoding: %w", err)
 	}
-	raw := bin
 	if spec.Trusted {
 		spec.Logger.Warn("plugin: trusted is deprecated and has no effect: the module is metered like any other (limits are cheap now)", "plugin", spec.Name)
 	}
@@ -322,7 +321,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		if spec.Kind == KindExport {
 			return fail("Extism export plugins are not supported: write the exporter to ABI v1")
 		}
-		if err := h.loadExtism(ctx, p, raw); err != nil {
+		if err := h.loadExtism(ctx, p, bin); err != nil {
 			return fail("%w", err)
 		}
 		ok = true
