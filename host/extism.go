@@ -69,8 +69,8 @@ func isExtism(compiled wazero.CompiledModule) bool {
 func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 	pages := uint32((p.spec.MaxMemory + 65535) / 65536)
 	m := extism.Manifest{
-		Wasm:    []extism.Wasm{extism.WasmData{Data: bin}},
-		Memory:  &extism.ManifestMemory{MaxPages: pages},
+		Wasm:   []extism.Wasm{extism.WasmData{Data: bin}},
+		Memory: &extism.ManifestMemory{MaxPages: pages},
 		// No Extism timeout: with one the go-sdk turns on wazero's
 		// termination checks. The watchdog bounds a call (fuel.go).
 	}
