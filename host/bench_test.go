@@ -64,6 +64,18 @@ func BenchmarkFilterOverhead(b *testing.B) {
 	b.Run("wasm-walk-unmetered", func(b *testing.B) { run(b, load(b, h, host.Spec{PluginConfig: walk, Unmetered: true}).Stage()) })
 }
 
+// BenchmarkBatchSize: the reference walk over batches of 1, 64 and 512
+// events (the pipeline's default batch_size; with batch_linger 0 a batch
+// is what is queued, often few events): the host's cost per batch (a
+// call, the watchdog armed and stopped, the verdicts) spread over them.
+func BenchmarkBatchSize(b *testing.B) {
+	h := newHost(b)
+	p := load(b, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/walk.wasm"}})
+	for _, n := range []int{1, 64, 512} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchStage(b, p.Stage(), benchBatch(n)) })
+	}
+}
+
 // everyField is walk.wasm with its manifest's reads key renamed to one the
 // host ignores: the host then gives it every field.
 func everyField(t testing.TB, path string) string {

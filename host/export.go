@@ -49,7 +49,7 @@ func (e *Exporter) Export(ctx context.Context, events []pipeline.Event) error {
 	}
 	broken := false
 	defer func() { e.release(ctx, in, broken) }()
-	cctx, cancel := context.WithTimeout(ctx, e.spec.Timeout)
+	cctx, cancel := e.callContext(ctx)
 	defer cancel()
 	in.arm(e.batchFuel(len(events)), e.spec.Timeout)
 	defer e.disarm(in)

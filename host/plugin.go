@@ -352,6 +352,18 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	return p, nil
 }
 
+// callContext is the context of one batch's calls into the module. Only a
+// plugin that may make HTTP requests gets a deadline in it, so that a
+// request in flight ends with the batch: the module's own code is stopped
+// by the watchdog (arm), and a context with a timer costs ~0.35 µs a
+// batch, 5 ns an event in a batch of 64.
+func (p *Plugin) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.allows("http") {
+		return context.WithTimeout(ctx, p.spec.Timeout)
+	}
+	return ctx, func() {}
+}
+
 // batchFuel is the fuel of a batch of n events.
 func (p *Plugin) batchFuel(n int) uint64 {
 	f := uint64(p.spec.Fuel) + uint64(p.spec.FuelPerEvent)*uint64(n)
@@ -570,15 +582,23 @@ func (in *instance) arm(budget uint64, timeout time.Duration) {
 		in.stop.Set(0)
 	}
 	in.budget, in.armed, in.fired = budget, true, false
-	done := make(chan struct{})
-	in.watched = done
-	in.watch = time.AfterFunc(timeout, func() {
-		if in.stop != nil {
-			in.stop.Set(1) // loops
-		}
-		in.fuel.Set(0) // function entries
-		close(done)
-	})
+	// One timer per instance, reset for each call: disarm waits for a
+	// firing to finish, so none is left over to fire into the next call.
+	if in.watch == nil {
+		in.watched = make(chan struct{}, 1)
+		in.watch = time.AfterFunc(timeout, in.expire)
+	} else {
+		in.watch.Reset(timeout)
+	}
+}
+
+// expire is the watchdog: the call's time is up.
+func (in *instance) expire() {
+	if in.stop != nil {
+		in.stop.Set(1) // loops
+	}
+	in.fuel.Set(0) // function entries
+	in.watched <- struct{}{}
 }
 
 // loadFailure explains a call that failed while the instance loaded.

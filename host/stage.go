@@ -170,12 +170,12 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	if len(s.kept) == 0 {
 		return nil
 	}
-	if now := time.Now(); now.Before(s.skipUntil) {
+	start := time.Now()
+	if start.Before(s.skipUntil) {
 		s.metrics.fail(FailBackoff)
 		s.apply(b, &failure{FailBackoff, fmt.Errorf("plugin failing repeatedly; not run until %s", s.skipUntil.Format(time.RFC3339))})
 		return nil
 	}
-	start := time.Now()
 	err := s.run(ctx, b)
 	s.metrics.Batches.Add(1)
 	s.metrics.EventsIn.Add(uint64(len(s.kept)))
@@ -266,7 +266,7 @@ func (s *Stage) run(ctx context.Context, b *pipeline.Batch) error {
 	}
 	broken := false
 	defer func() { s.release(ctx, in, broken) }()
-	cctx, cancel := context.WithTimeout(ctx, s.spec.Timeout)
+	cctx, cancel := s.callContext(ctx)
 	defer cancel()
 	in.arm(s.batchFuel(len(s.view)), s.spec.Timeout)
 	defer s.disarm(in)
