@@ -558,8 +558,8 @@ type instance struct {
 	fuel    api.MutableGlobal // nil for a trusted module
 	stackW  api.MutableGlobal // the stack words of the calls in progress
 	stop    api.MutableGlobal // set by the watchdog; every loop header reads it
-	// The watchdog of the call in progress: it empties the tank when the
-	// call's time is up; fired says it did.
+	// The watchdog, one timer reset for each call: it empties the tank
+	// when the call's time is up (expire); fired says it did.
 	watch   *time.Timer
 	watched chan struct{}
 	armed   bool
