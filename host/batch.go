@@ -323,17 +323,15 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 			return rewrites, fmt.Errorf("record %d: bad size %d", i, size)
 		}
 		r := src[o : o+size]
-		var lens [7]int
-		total := recordHeader + int(le.Uint32(r[36:]))
-		for k := range lens {
-			lens[k] = int(le.Uint16(r[20+2*k:]))
-			total += lens[k]
-		}
+		w1, w2 := le.Uint64(r[20:]), le.Uint64(r[28:])
+		lens := [7]int{int(w1 & 0xffff), int(w1 >> 16 & 0xffff), int(w1 >> 32 & 0xffff), int(w1 >> 48),
+			int(w2 & 0xffff), int(w2 >> 16 & 0xffff), int(w2 >> 32 & 0xffff)}
 		la := 0 // ABI 2: the attributes after data
 		if attrs {
-			la = int(le.Uint16(r[34:]))
-			total += la
+			la = int(w2 >> 48)
 		}
+		total := recordHeader + int(le.Uint32(r[36:])) + la +
+			lens[0] + lens[1] + lens[2] + lens[3] + lens[4] + lens[5] + lens[6]
 		if total != size {
 			return rewrites, fmt.Errorf("record %d: field lengths add up to %d, size says %d", i, total, size)
 		}
@@ -342,11 +340,13 @@ func decodeBatch(src []byte, events []pipeline.Event, dropped []bool, maxSize in
 			o += size
 			continue
 		}
-		p := recordHeader
+		// The fields, in record order (each length is below 65536 and they
+		// add up to the size: no slice below can be out of range).
 		var f [7][]byte
-		for k, n := range lens {
-			f[k] = r[p : p+n]
-			p += n
+		p := recordHeader
+		for k := range f {
+			f[k] = r[p : p+lens[k] : p+lens[k]]
+			p += lens[k]
 		}
 		data := r[p : size-la]
 		e := &events[i]

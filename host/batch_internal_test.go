@@ -181,3 +181,47 @@ func TestAppendTagsJSON(t *testing.T) {
 		}
 	}
 }
+
+// A transform's output is the plugin's to write, hostile or not: whatever
+// the bytes, decodeBatch returns an error or events that keep the host's
+// rules (valid types, JSON or empty data, within the maximum size, id and
+// sequence as they were), and never panics. The seeds are real batches,
+// one changed in place by the fuzzer.
+func FuzzDecodeBatch(f *testing.F) {
+	events := func() []pipeline.Event {
+		return []pipeline.Event{
+			{ID: "a", Type: "agent.step", Source: "s", Sequence: 1, Data: json.RawMessage(`{"x":1}`), Tags: []string{"t"}},
+			{ID: "b", Type: "tool.call", Sequence: 2, Time: time.Unix(7, 0), Cloud: &pipeline.CloudAttributes{Subject: "s"}},
+		}
+	}
+	for _, attrs := range []bool{false, true} {
+		evs := events()
+		var scratch []byte
+		buf := make([]byte, encodedSize(evs, attrs, allFields, &scratch))
+		if _, err := encodeBatch(buf, evs, attrs, allFields, &scratch); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf, attrs)
+	}
+	f.Add([]byte("EPB1"), false)
+	f.Fuzz(func(t *testing.T, out []byte, attrs bool) {
+		evs := events()
+		dropped := make([]bool, len(evs))
+		var scratch []byte
+		_, err := decodeBatch(out, evs, dropped, 4096, attrs, &scratch)
+		if err != nil {
+			return
+		}
+		for i, e := range evs {
+			if dropped[i] {
+				continue
+			}
+			if !pipeline.ValidType(e.Type) || len(e.Data) > 0 && !json.Valid(e.Data) || e.PayloadSize() > 4096 {
+				t.Fatalf("event %d accepted against the rules: %+v", i, e)
+			}
+			if want := events()[i]; e.ID != want.ID || e.Sequence != want.Sequence {
+				t.Fatalf("event %d: host-owned fields changed: %q %d", i, e.ID, e.Sequence)
+			}
+		}
+	})
+}
