@@ -294,7 +294,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 		spec.Logger.Warn("plugin: trusted is deprecated and has no effect: the module is metered like any other (limits are cheap now)", "plugin", spec.Name)
 	}
 	if !spec.Unmetered {
-		if bin, err = h.metered(bin); err != nil {
+		if bin, err = noPanic(func() ([]byte, error) { return h.metered(bin) }); err != nil {
 			return fail("cannot meter the module: %w", err)
 		}
 	}
@@ -314,7 +314,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 			_ = p.Close(ctx)
 		}
 	}()
-	if p.compiled, err = p.rt.CompileModule(ctx, bin); err != nil {
+	if p.compiled, err = noPanic(func() (wazero.CompiledModule, error) { return p.rt.CompileModule(ctx, bin) }); err != nil {
 		return fail("not a valid wasm module: %w", err)
 	}
 	if isExtism(p.compiled) {
@@ -350,6 +350,21 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	ok = true
 	return p, nil
+}
+
+// noPanic runs f, a step that reads a module's bytes (metering, wazero's
+// decoder and validator), and turns a panic in it into an error: preflight
+// refuses what is known to make them panic (FuzzMeterKeepsModulesValid
+// found a wazero validator panic), and a file built to find the next one
+// must not take a running pipeline down either.
+func noPanic[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("the module made the wasm loader fail: %v", r)
+		}
+	}()
+	return f()
 }
 
 // callContext is the context of one batch's calls into the module. Only a

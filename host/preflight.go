@@ -133,6 +133,7 @@ func preflight(bin []byte) ([]byte, error) {
 	}
 	r := &reader{b: bin, off: 8}
 	out := bin
+	types := uint32(0) // the type section's count, for the type indexes after it
 	for r.left() > 0 {
 		start := r.off
 		id, err := r.byte()
@@ -169,6 +170,24 @@ func preflight(bin []byte) ([]byte, error) {
 			return nil, fmt.Errorf("section %d declares %d items in %d bytes", id, count, body.left())
 		}
 		switch id {
+		case 1:
+			types = count
+		case 2:
+			if err := checkImports(body, count, types); err != nil {
+				return nil, fmt.Errorf("import section: %w", err)
+			}
+		case 3:
+			// wazero v1.12 validates a call to a function before that
+			// function's type index, and panics on one out of range.
+			for i := range count {
+				t, err := body.u32()
+				if err != nil {
+					return nil, fmt.Errorf("function section: %w", err)
+				}
+				if t >= types {
+					return nil, fmt.Errorf("function %d has type %d; the module declares %d types", i, t, types)
+				}
+			}
 		case 4:
 			t, err := capTables(body, count)
 			if err != nil {
@@ -226,6 +245,69 @@ func capTables(body *reader, count uint32) ([]byte, error) {
 		return nil, errors.New("bytes after the last table")
 	}
 	return t, nil
+}
+
+// checkImports checks the type index of every imported function.
+func checkImports(body *reader, count, types uint32) error {
+	limits := func() error {
+		flag, err := body.byte()
+		if err != nil {
+			return err
+		}
+		if flag > 3 {
+			return fmt.Errorf("limits flag %#x not supported", flag)
+		}
+		if err := body.skipLEB(); err != nil {
+			return err
+		}
+		if flag&1 != 0 {
+			return body.skipLEB()
+		}
+		return nil
+	}
+	for i := range count {
+		for range 2 { // module and name
+			n, err := body.u32()
+			if err != nil {
+				return err
+			}
+			if err := body.skip(int(n)); err != nil {
+				return err
+			}
+		}
+		kind, err := body.byte()
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case 0: // function
+			t, err := body.u32()
+			if err != nil {
+				return err
+			}
+			if t >= types {
+				return fmt.Errorf("import %d has type %d; the module declares %d types", i, t, types)
+			}
+		case 1: // table
+			if _, err := body.byte(); err != nil {
+				return err
+			}
+			if err := limits(); err != nil {
+				return err
+			}
+		case 2: // memory
+			if err := limits(); err != nil {
+				return err
+			}
+		case 3: // global
+			if err := body.skip(2); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("import %d of kind %d not supported", i, kind)
+		}
+	}
+	return nil
 }
 
 // checkCode bounds the locals of every function body.

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,6 +50,10 @@ func TestPreflightRefusesDeclaredCounts(t *testing.T) {
 		{"section size", append(module(), 1, 0xff, 0xff, 0xff, 0x0f), "declares"},
 		{"table", module(section(4, 1, 0x70, 0, 0xff, 0xff, 0xff, 0x0f)), "starts with"},
 		{"header", []byte("\x00asm\x02\x00\x00\x00"), "not version 1"},
+		// wazero v1.12's validator panics on a call to a function whose
+		// type index is out of range (found by FuzzMeterKeepsModulesValid).
+		{"function type", module(typeVoidToI32, section(3, 2, 0, 48)), "function 1 has type 48; the module declares 1 types"},
+		{"import type", module(typeVoidToI32, section(2, 1, 1, 'm', 1, 'f', 0, 7)), "import 0 has type 7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := preflight(tc.bin)
@@ -86,5 +92,43 @@ func TestPreflightCapsTableGrowth(t *testing.T) {
 	}
 	if res[0] != 1 {
 		t.Fatalf("table grew to %d elements", res[0])
+	}
+}
+
+// A panic while a module is read becomes the plugin's load error.
+func TestNoPanicTurnsAPanicIntoAnError(t *testing.T) {
+	v, err := noPanic(func() (int, error) { panic("index out of range [48] with length 5") })
+	if v != 0 || err == nil || !strings.Contains(err.Error(), "index out of range [48]") {
+		t.Fatalf("%d, %v", v, err)
+	}
+	if v, err := noPanic(func() (int, error) { return 7, nil }); v != 7 || err != nil {
+		t.Fatalf("%d, %v", v, err)
+	}
+}
+
+// A call to a function whose type index is out of range: wazero v1.12's
+// validator panics on it (a later version may refuse it instead). Load
+// refuses the file with preflight's reason, and the process goes on.
+func TestLoadRefusesAModuleThatCrashesTheValidator(t *testing.T) {
+	bin := module(typeVoidToI32, section(3, 2, 0, 48),
+		section(10, 2, 4, 0, 0x10, 1, 0x0b, 4, 0, 0x41, 0, 0x0b))
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	if _, err := noPanic(func() (wazero.CompiledModule, error) { return rt.CompileModule(ctx, bin) }); err == nil {
+		t.Fatal("wazero accepted the module")
+	}
+	path := filepath.Join(t.TempDir(), "crash.wasm")
+	if err := os.WriteFile(path, bin, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	_, err = h.Load(ctx, Spec{PluginConfig: PluginConfig{Path: path}, Kind: KindFilter})
+	if err == nil || !strings.Contains(err.Error(), "function 1 has type 48") {
+		t.Fatalf("load: %v", err)
 	}
 }
