@@ -2,6 +2,7 @@ package host
 
 import (
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -68,4 +69,31 @@ func TestPolicyClientRefusesPrivateAddressesBehindWildcards(t *testing.T) {
 	if err := get([]string{"localhost"}, "http://localhost:"+port+"/redirect"); err == nil || !strings.Contains(err.Error(), "not in allowed_hosts") {
 		t.Errorf("redirect to 127.0.0.1 followed: %v", err)
 	}
+}
+
+// Whatever host string a plugin's URL carries, names and wildcards admit
+// only DNS names (under the wildcard's domain, not the domain itself), an
+// IP literal or a zone never matches a name, and "*" admits no address.
+func FuzzAdmitMatchesOnlyNames(f *testing.F) {
+	for _, h := range []string{"a.example.com", "example.com", "127.0.0.1", "[::1]", "fe80::1%eth0", "a.example.com.",
+		"A.EXAMPLE.COM", "evil.com#.example.com", "x.example.com@127.0.0.1", "0x7f.1", "2130706433", "a..example.com"} {
+		f.Add(h)
+	}
+	names := []string{"*.example.com", "*", "hooks.example.com"}
+	f.Fuzz(func(t *testing.T, host string) {
+		a := admit(host, names)
+		if !a.ok {
+			return
+		}
+		c := canonicalHost(host)
+		if !validDNSName(c) {
+			t.Fatalf("%q admitted by names but is not a DNS name", host)
+		}
+		if _, err := netip.ParseAddr(c); err == nil {
+			t.Fatalf("IP literal %q admitted by names", host)
+		}
+		if admit(host, []string{"*.example.com"}).ok && (!strings.HasSuffix(c, ".example.com") || c == "example.com") {
+			t.Fatalf("%q admitted by *.example.com", host)
+		}
+	})
 }
