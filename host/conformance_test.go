@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -190,5 +191,16 @@ func TestExtismPluginIsMetered(t *testing.T) {
 	}
 	if st := starved.Stats(); st.Failures[host.FailFuel] != 2 || st.Restarts != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// An Extism plugin that loops while it loads (its manifest, here) is
+// stopped by load_timeout or its load fuel, and refused with the reason.
+func TestExtismPluginLoopingAtLoadIsRefused(t *testing.T) {
+	h := newHost(t)
+	_, err := h.Load(context.Background(), host.Spec{PluginConfig: host.PluginConfig{Path: extismConformance,
+		LoadTimeout: 300 * time.Millisecond, Config: map[string]any{"hang_at_load": true}}, Kind: host.KindFilter})
+	if err == nil || !regexp.MustCompile(`did not finish loading within 300ms|ran out of its load fuel`).MatchString(err.Error()) {
+		t.Fatalf("load: %v", err)
 	}
 }

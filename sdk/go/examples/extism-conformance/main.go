@@ -14,6 +14,12 @@ import (
 
 //go:wasmexport eventpipe_manifest
 func manifest() int32 {
+	// A test hook: with "hang_at_load" in its config the plugin never
+	// finishes loading, to show that load_timeout bounds Extism plugins.
+	if cfg, ok := pdk.GetConfig("eventpipe"); ok && strings.Contains(cfg, `"hang_at_load":true`) {
+		for {
+		}
+	}
 	pdk.OutputString(`{"name":"conformance-extism","version":"1.0.0","kind":"filter","capabilities":[]}`)
 	return 0
 }
