@@ -862,21 +862,21 @@ fn sanitize_string(cfg: &Config, s: &[u8], secrets: bool, user_data: bool, paths
             };
             may_hold_user_data(text)
         };
-        let mut apply = |f: fn(&[u8], &[u8]) -> Option<Vec<u8>>| {
+        let mut apply = |find: Finder| {
             let text: &[u8] = match &cur {
                 Some(c) => c,
                 None => s,
             };
-            if let Some(c) = f(text, &cfg.repl) {
+            if let Some(c) = replace_all(text, &cfg.repl, find) {
                 cur = Some(c);
             }
         };
         if email {
-            apply(redact_emails);
+            apply(find_email);
         }
         if digits {
-            apply(redact_ssns);
-            apply(redact_cards);
+            apply(find_ssn);
+            apply(find_card);
         }
     }
     if paths && cfg.paths {
@@ -924,40 +924,28 @@ fn is_email_local(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'%' | b'+' | b'-')
 }
 
-fn redact_emails(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut last = 0;
-    let mut at = 0;
+// An e-mail address at or after from (Finder): a local part, '@', a
+// domain of two labels or more ending in letters. The local part does not
+// reach back before from (the end of the last match).
+fn find_email(s: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut at = from;
     while at < s.len() {
         if s[at] != b'@' {
             at += 1;
             continue;
         }
         let mut a = at;
-        while a > last && is_email_local(s[a - 1]) {
+        while a > from && is_email_local(s[a - 1]) {
             a -= 1;
         }
-        if a == at {
-            at += 1;
-            continue;
-        }
-        let e = match email_domain_end(s, at + 1) {
-            Some(e) => e,
-            None => {
-                at += 1;
-                continue;
+        if a < at {
+            if let Some(e) = email_domain_end(s, at + 1) {
+                return Some((a, e, 0, 0));
             }
-        };
-        let o = out.get_or_insert_with(Vec::new);
-        o.extend_from_slice(&s[last..a]);
-        o.extend_from_slice(repl);
-        last = e;
-        at = e;
+        }
+        at += 1;
     }
-    out.map(|mut o| {
-        o.extend_from_slice(&s[last..]);
-        o
-    })
+    None
 }
 
 fn email_domain_end(s: &[u8], i: usize) -> Option<usize> {
@@ -987,37 +975,29 @@ fn number_boundary(c: u8) -> bool {
     !is_word(c) && c != b'-'
 }
 
-fn redact_ssns(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut last = 0;
-    let mut i = 0;
+// An SSN-like number (ddd-dd-dddd standing alone) at or after from (Finder).
+fn find_ssn(s: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
     let d = |c: u8| c.is_ascii_digit();
+    let mut i = from;
     while i + 11 <= s.len() {
         let t = &s[i..i + 11];
-        let ok = (i == 0 || number_boundary(s[i - 1]))
+        if (i == 0 || number_boundary(s[i - 1]))
             && (i + 11 == s.len() || number_boundary(s[i + 11]))
             && d(t[0]) && d(t[1]) && d(t[2]) && t[3] == b'-' && d(t[4]) && d(t[5])
-            && t[6] == b'-' && d(t[7]) && d(t[8]) && d(t[9]) && d(t[10]);
-        if !ok {
-            i += 1;
-            continue;
+            && t[6] == b'-' && d(t[7]) && d(t[8]) && d(t[9]) && d(t[10])
+        {
+            return Some((i, i + 11, 0, 0));
         }
-        let o = out.get_or_insert_with(Vec::new);
-        o.extend_from_slice(&s[last..i]);
-        o.extend_from_slice(repl);
-        last = i + 11;
-        i += 11;
+        i += 1;
     }
-    out.map(|mut o| {
-        o.extend_from_slice(&s[last..]);
-        o
-    })
+    None
 }
 
-fn redact_cards(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut last = 0;
-    let mut i = 0;
+// A card number at or after from (Finder): 13 to 19 digits, single spaces
+// or hyphens between them, standing alone, Luhn-checked. A run of digits
+// that is not one is skipped whole.
+fn find_card(s: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut i = from;
     while i < s.len() {
         if !s[i].is_ascii_digit() || (i > 0 && is_word(s[i - 1])) {
             i += 1;
@@ -1040,17 +1020,11 @@ fn redact_cards(s: &[u8], repl: &[u8]) -> Option<Vec<u8>> {
             break;
         }
         if n >= 13 && n <= 19 && (end == s.len() || !is_word(s[end])) && luhn(&s[i..end]) {
-            let o = out.get_or_insert_with(Vec::new);
-            o.extend_from_slice(&s[last..i]);
-            o.extend_from_slice(repl);
-            last = end;
+            return Some((i, end, 0, 0));
         }
         i = end;
     }
-    out.map(|mut o| {
-        o.extend_from_slice(&s[last..]);
-        o
-    })
+    None
 }
 
 fn luhn(s: &[u8]) -> bool {
