@@ -71,6 +71,27 @@ func runBatch(t testing.TB, s pipeline.Stage, evs []pipeline.Event) *pipeline.Ba
 	return &b
 }
 
+// failsTwice runs two batches of evs through p, each of which must fail:
+// every event dead-lettered with a reason that says want, the failure
+// counted under kind both times. It returns p's counters after.
+func failsTwice(t *testing.T, p *host.Plugin, evs []pipeline.Event, kind, want string) host.Snapshot {
+	t.Helper()
+	s := p.Stage()
+	for round := 0; round < 2; round++ { // a fresh instance replaces a broken one
+		b := runBatch(t, s, evs)
+		for i := range b.Events {
+			if b.Verdicts[i] != pipeline.DeadLetter || !strings.Contains(b.Reasons[i], want) {
+				t.Fatalf("round %d event %d: %v %q, want dead_letter with %q", round, i, b.Verdicts[i], b.Reasons[i], want)
+			}
+		}
+	}
+	st := p.Stats()
+	if st.Failures[kind] != 2 {
+		t.Errorf("failures %v, want 2 of %s", st.Failures, kind)
+	}
+	return st
+}
+
 func TestReferenceWATFilter(t *testing.T) {
 	h := newHost(t)
 	p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "../sdk/wat/filter.wasm"}})
@@ -135,21 +156,9 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := load(t, h, host.Spec{PluginConfig: host.PluginConfig{Path: "testdata/plugins/" + tc.name + ".wasm", Timeout: tc.timeout, MaxMemory: 8 << 20}})
-			s := p.Stage()
-			for round := 0; round < 2; round++ { // a fresh instance replaces a broken one
-				b := runBatch(t, s, testEvents())
-				for i := range b.Events {
-					if b.Verdicts[i] != pipeline.DeadLetter || !strings.Contains(b.Reasons[i], tc.kind) {
-						t.Fatalf("round %d event %d: %v %q, want dead_letter with %s", round, i, b.Verdicts[i], b.Reasons[i], tc.kind)
-					}
-				}
-			}
-			st := p.Stats()
-			if st.Failures[tc.kind] != 2 {
-				t.Errorf("failures %v", st.Failures)
-			}
+			failsTwice(t, p, testEvents(), tc.kind, tc.kind)
 			if tc.name == "openfile" || tc.name == "socket" {
-				b := runBatch(t, s, testEvents()[:1])
+				b := runBatch(t, p.Stage(), testEvents()[:1])
 				if !strings.Contains(b.Reasons[0], "eventpipe_process returned -") || strings.Contains(b.Reasons[0], "-1000") { // a WASI errno: no descriptor to use
 					t.Errorf("sandbox escape or unexpected errno: %q", b.Reasons[0])
 				}
