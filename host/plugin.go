@@ -37,7 +37,8 @@ import (
 
 // Host owns what plugins share: the compilation cache and the logger.
 type Host struct {
-	// One cache serves trusted and checked builds: wazero's module id
+	// One cache serves every build: a metered module is other bytes than
+	// its unmetered original, so another entry, and wazero's module id
 	// includes whether termination checks are compiled in.
 	cache  wazero.CompilationCache
 	logger *slog.Logger
@@ -570,7 +571,7 @@ type instance struct {
 	process api.Function
 	errFn   api.Function
 	stack   [2]uint64
-	fuel    api.MutableGlobal // nil for a trusted module
+	fuel    api.MutableGlobal // nil for an unmetered module (Spec.Unmetered, benchmarks)
 	stackW  api.MutableGlobal // the stack words of the calls in progress
 	stop    api.MutableGlobal // set by the watchdog; every loop header reads it
 	// The watchdog, one timer reset for each call: it empties the tank
@@ -648,9 +649,10 @@ func (in *instance) disarm() (left int64, fired bool) {
 	return int64(in.fuel.Get()), in.fired
 }
 
-// newInstance starts an instance within the load timeout. A checked module is
-// stopped by its context; a trusted one (no termination checks) cannot
-// be, so it is left behind, spinning, and the load fails all the same.
+// newInstance starts an instance within the load timeout. A metered module
+// is stopped by its load fuel or the watchdog; an unmetered one (benchmarks
+// only) cannot be, so it is left behind, spinning, and the load fails all
+// the same.
 func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error) {
 	limit := p.spec.LoadTimeout
 	deadline := time.Now().Add(limit)

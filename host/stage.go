@@ -390,7 +390,7 @@ func (p *Plugin) disarm(in *instance) (left int64, fired bool) {
 }
 
 // classify names a call failure: a timeout (the watchdog emptied the
-// tank, or a trusted module's context ended), fuel run out, or a trap.
+// tank), fuel run out, the stack bound passed, or a trap.
 func (p *Plugin) classify(ctx context.Context, in *instance, err error) error {
 	if left, fired := p.disarm(in); fired {
 		return &failure{FailTimeout, fmt.Errorf("batch took longer than its timeout of %s", p.spec.Timeout)}

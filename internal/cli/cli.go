@@ -270,8 +270,9 @@ const stopGrace = 5 * time.Second
 // watchStop makes a stop finish whatever happens: a second signal, or the
 // drain timeout (plus stopGrace) passing, exits the process at once. What
 // can hold a stop beyond its deadline is code that does not look at its
-// context: an endless loop in a trusted plugin (compiled without
-// termination checks), a write blocked in the kernel.
+// context: a write blocked in the kernel, an output's client that ignores
+// it. (Plugins cannot: every module is metered and stopped by its batch
+// timeout.)
 func watchStop(io IO, log *slog.Logger, drain time.Duration, sigs <-chan os.Signal, done <-chan struct{}) {
 	exit := io.Exit
 	if exit == nil {
@@ -289,7 +290,7 @@ func watchStop(io IO, log *slog.Logger, drain time.Duration, sigs <-chan os.Sign
 		case s := <-sigs:
 			log.Error("second signal: exiting without finishing the drain", "signal", s.String())
 		case <-t.C:
-			log.Error("the stop did not finish within the drain timeout; exiting (is a trusted plugin stuck in a loop?)", "drain_timeout", drain)
+			log.Error("the stop did not finish within the drain timeout; exiting (is an output blocked?)", "drain_timeout", drain)
 		}
 		exit(ExitRuntime)
 	}()
