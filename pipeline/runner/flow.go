@@ -71,7 +71,7 @@ func (r *Runner) deadLetter(recs []export.DeadLetterRecord) error {
 	}
 	for i := range recs {
 		r.metrics.deadLettered.WithLabelValues(recs[i].Stage).Inc()
-		recs[i].Reason = r.scrub.String(recs[i].Reason)
+		recs[i].Reason = r.opts.scrub.String(recs[i].Reason)
 	}
 	r.deadLetters.Add(uint64(len(recs)))
 	if err := r.dlq.Write(recs...); err != nil {

@@ -302,7 +302,7 @@ func (r *Runner) exported(o *output, j job, err error) {
 		// others were.
 		lost = pipeline.FailedEvents(err, len(j.events))
 		st.mu.Lock()
-		st.lastErr, st.lastErrAt = r.scrub.String(err.Error()), time.Now()
+		st.lastErr, st.lastErrAt = r.opts.scrub.String(err.Error()), time.Now()
 		st.mu.Unlock()
 		r.log.Error("export failed; events go to the dead letter", "output", o.name, "events", len(lost), "err", err)
 	}

@@ -64,7 +64,7 @@ type Options struct {
 	SlowAfter  time.Duration
 	HTTPClient *http.Client
 
-	scrub *scrubber // set by withDefaults
+	scrub *scrubber // set by withDefaults: error text for people (dead-letter reasons, last_error, the log)
 }
 
 // Runner is one running pipeline: a bus and dead-letter file that live as
@@ -72,7 +72,6 @@ type Options struct {
 type Runner struct {
 	opts    Options
 	log     *slog.Logger
-	scrub   *scrubber // error text for people: dead-letter reasons, last_error
 	bus     *pipeline.Bus
 	dlq     *export.DeadLetter
 	sources *graph // built once: changes to ingest need a restart
@@ -109,7 +108,7 @@ type Runner struct {
 // found is returned at once, as config.Errors.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Runner, error) {
 	opts = opts.withDefaults()
-	r := &Runner{opts: opts, log: opts.Logger, scrub: opts.scrub, cfg: cfg, adminReady: make(chan struct{}), flowReady: make(chan struct{}), flowFailed: make(chan struct{})}
+	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg, adminReady: make(chan struct{}), flowReady: make(chan struct{}), flowFailed: make(chan struct{})}
 	r.counters.init()
 	r.state.Store("starting")
 	r.metrics = newMetrics(r)
@@ -174,7 +173,7 @@ func (o Options) withDefaults() Options {
 // created without starting anything. It is `eventpipe validate`.
 func Validate(ctx context.Context, cfg *config.Config, opts Options) error {
 	opts = opts.withDefaults()
-	r := &Runner{opts: opts, log: opts.Logger, scrub: opts.scrub, cfg: cfg}
+	r := &Runner{opts: opts, log: opts.Logger, cfg: cfg}
 	r.counters.init()
 	r.metrics = newMetrics(r)
 	g, err := r.build(ctx, cfg, true)
