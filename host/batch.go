@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -72,7 +74,7 @@ func parseReads(reads []string) (fieldSet, error) {
 	for _, r := range reads {
 		f, ok := fieldNames[r]
 		if !ok {
-			return 0, fmt.Errorf("manifest reads %q, which is not a record field (type, source, id, correlation_id, causation_id, language, tags, data, attributes, time, sequence)", r)
+			return 0, fmt.Errorf("manifest reads %q, which is not a record field (%s)", r, strings.Join(slices.Sorted(maps.Keys(fieldNames)), ", "))
 		}
 		fs |= f
 	}
