@@ -100,11 +100,12 @@ func (h *Host) loadExtism(ctx context.Context, p *Plugin, bin []byte) error {
 	// the load's fuel and within load_timeout.
 	first.meter.arm(LoadFuel, p.spec.LoadTimeout)
 	_, out, err := first.CallWithContext(ctx, "eventpipe_manifest", nil)
-	if left, fired := first.meter.disarm(); err != nil && fired {
-		err = fmt.Errorf("did not finish loading within %s (a loop in its initialisation or eventpipe_manifest?): %w", p.spec.LoadTimeout, err)
-	} else if err != nil && first.meter.fuel != nil && left <= 0 {
-		err = fmt.Errorf("ran out of its load fuel (%d units): %w", uint64(LoadFuel), err)
+	if err != nil {
+		if err = first.meter.loadFailure(err); first.meter.fired { // loadFailure disarms
+			err = loadTimeout(p.spec.LoadTimeout, err)
+		}
 	}
+	first.meter.disarm() // (again: a no-op once disarmed)
 	if err != nil {
 		_ = cp.Close(ctx)
 		return fmt.Errorf("extism plugin: eventpipe_manifest: %w (an Extism plugin exports eventpipe_manifest and eventpipe_process, see sdk/ABI.md)", err)

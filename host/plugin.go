@@ -672,12 +672,22 @@ func (p *Plugin) newInstance(ctx context.Context, first bool) (*instance, error)
 		// The clock, not ctx.Err(): on a loaded machine the context's
 		// timer may not have fired yet when the stopped module returns.
 		if r.err != nil && !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?): %w", limit, r.err)
+			return nil, loadTimeout(limit, r.err)
 		}
 		return r.in, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?)", limit)
+		return nil, loadTimeout(limit, nil)
 	}
+}
+
+// loadTimeout is the error of a module that did not finish loading within
+// limit; err, if any, is how its call ended.
+func loadTimeout(limit time.Duration, err error) error {
+	const why = "did not finish loading within %s (a loop in its start function, _initialize, eventpipe_manifest or eventpipe_init?)"
+	if err == nil {
+		return fmt.Errorf(why, limit)
+	}
+	return fmt.Errorf(why+": %w", limit, err)
 }
 
 func (p *Plugin) startInstance(ctx context.Context, first bool) (*instance, error) {
